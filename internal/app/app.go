@@ -1,0 +1,296 @@
+// Package app assembles relay's parts into running processes. One Start serves every
+// command: `dev` runs all parts (embedded Temporal, simulators, worker, HTTP API),
+// `server` the API, `worker` the worker; the end-to-end tests run `dev` in memory.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+
+	"relay/activities"
+	"relay/internal/config"
+	"relay/internal/sim"
+	"relay/internal/store"
+	"relay/internal/temporalclient"
+	"relay/internal/temporalserver"
+	"relay/server"
+	"relay/worker"
+)
+
+// Parts says what a process runs.
+type Parts struct {
+	HTTP   bool // the HTTP API
+	Worker bool // the Temporal worker
+	// Dev adds what `relay dev` brings: the embedded Temporal server (unless
+	// TEMPORAL_ADDRESS is set) and a simulator for every upstream without a URL.
+	Dev bool
+	// InMemory keeps the embedded server's history in memory (tests); otherwise it is a
+	// SQLite file in the data dir and survives restarts.
+	InMemory bool
+}
+
+// Dev, Server and Worker are the parts of relay's commands.
+var (
+	Dev    = Parts{HTTP: true, Worker: true, Dev: true}
+	Server = Parts{HTTP: true}
+	Worker = Parts{Worker: true}
+)
+
+// System is a running relay process.
+type System struct {
+	Config   config.Config // as completed at start: simulator URLs and credentials filled in
+	Client   client.Client
+	Store    *store.Store
+	Temporal *temporalserver.Server // nil unless embedded
+	Sims     *sim.Fleet             // nil unless dev started simulators
+	Registry *prometheus.Registry
+	HTTPAddr string // where the API listens, "" without one
+
+	logger *slog.Logger
+	stops  []func(context.Context) error // in start order; Stop runs them backwards
+	served chan error
+}
+
+// Start brings up the parts in dependency order. On error, whatever started is stopped.
+func Start(ctx context.Context, cfg config.Config, parts Parts, logger *slog.Logger) (_ *System, err error) {
+	s := &System{Config: cfg, logger: logger, Registry: prometheus.NewRegistry(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = s.Stop(context.Background())
+		}
+	}()
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if parts.Dev {
+		if err := s.startDev(parts); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.dialTemporal(ctx); err != nil {
+		return nil, err
+	}
+	if parts.Worker {
+		if err := s.startWorker(); err != nil {
+			return nil, err
+		}
+	}
+	if parts.HTTP {
+		if err := s.startHTTP(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Wait blocks until ctx ends or the HTTP server fails.
+func (s *System) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.served:
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// Stop stops every part, last started first: the API finishes its requests, the worker
+// drains, then Temporal and the store close. ctx bounds the wait.
+func (s *System) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		if err := s.stops[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.stops = nil
+	return errors.Join(errs...)
+}
+
+func (s *System) onStop(f func(context.Context) error) { s.stops = append(s.stops, f) }
+
+func (s *System) startDev(parts Parts) error {
+	cfg := &s.Config
+	if len(cfg.APIKeys) == 0 && !config.IsLoopback(cfg.HTTPAddr) {
+		return &config.Error{Name: "RELAY_HTTP_ADDR", Msg: fmt.Sprintf(
+			"dev refuses to serve %s beyond this machine without an API key: set RELAY_API_KEYS, or listen on 127.0.0.1", cfg.HTTPAddr)}
+	}
+	if !parts.InMemory {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+		}
+	}
+	if err := s.startSims(); err != nil {
+		return err
+	}
+	if cfg.TemporalAddress != "" {
+		return nil // use the server the user named
+	}
+	opts := temporalserver.Options{
+		FrontendAddr: cfg.TemporalListen,
+		UIAddr:       cfg.UIAddr,
+		Namespace:    cfg.TemporalNamespace,
+		Logger:       s.logger,
+	}
+	if !parts.InMemory {
+		opts.DatabaseFile = filepath.Join(cfg.DataDir, "temporal.db")
+		if _, port, _ := net.SplitHostPort(cfg.TemporalListen); port != "0" {
+			if l, err := net.Listen("tcp", cfg.TemporalListen); err != nil {
+				return fmt.Errorf("embedded Temporal frontend %s: %w (another Temporal server? set TEMPORAL_ADDRESS to use it, or RELAY_TEMPORAL_LISTEN to move this one)", cfg.TemporalListen, err)
+			} else {
+				l.Close()
+			}
+		}
+	}
+	ts, err := temporalserver.Start(opts)
+	if err != nil {
+		return err
+	}
+	s.Temporal = ts
+	cfg.TemporalAddress = ts.FrontendAddr()
+	s.onStop(func(context.Context) error { return ts.Stop() })
+	return nil
+}
+
+// startSims starts a simulator for every upstream whose URL is not configured and points
+// the configuration, credentials included, at it.
+func (s *System) startSims() error {
+	cfg := &s.Config
+	urls := map[string]*string{sim.Incidents: &cfg.Incidents.URL, sim.C42: &cfg.C42.URL, sim.GeoIP: &cfg.GeoIP.URL, sim.KF: &cfg.KF.URL}
+	var names []string
+	for _, name := range sim.Names {
+		if *urls[name] == "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	fleet, err := sim.Start(cfg.SimListen, names, nil, cfg.SimKnobs)
+	if err != nil {
+		return &config.Error{Name: "RELAY_SIM_KNOBS", Msg: err.Error()}
+	}
+	s.Sims = fleet
+	s.onStop(fleet.Close)
+	for _, name := range names {
+		*urls[name] = fleet.URL(name)
+		creds := fleet.Sim(name).Knobs().Credentials
+		switch name {
+		case sim.Incidents:
+			cfg.Incidents.User, cfg.Incidents.Password = splitCreds(creds)
+		case sim.C42:
+			cfg.C42.Token = creds
+		case sim.KF:
+			cfg.KF.APIKey = creds
+		}
+	}
+	return nil
+}
+
+func splitCreds(creds string) (user, password string) {
+	user, password, _ = strings.Cut(creds, ":")
+	return user, password
+}
+
+func (s *System) openStore(ctx context.Context) error {
+	url := s.Config.DatabaseURL
+	if url == "" {
+		url = store.DefaultURL(s.Config.DataDir)
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	s.Store = st
+	s.onStop(func(context.Context) error { return st.Close() })
+	return nil
+}
+
+func (s *System) dialTemporal(ctx context.Context) error {
+	addr := s.Config.TemporalAddress
+	if addr == "" {
+		addr = config.DefaultTemporalAddress
+	}
+	c, err := temporalclient.Dial(ctx, temporalclient.Options{
+		HostPort:  addr,
+		Namespace: s.Config.TemporalNamespace,
+		Logger:    s.logger,
+		Registry:  s.Registry,
+		Identity:  identity(),
+	})
+	if err != nil {
+		return err
+	}
+	s.Client = c
+	s.onStop(func(context.Context) error { c.Close(); return nil })
+	return nil
+}
+
+func (s *System) startWorker() error {
+	w, err := worker.New(s.Client, worker.Activities{
+		Pinger: &activities.Pinger{Worker: identity()},
+	}, worker.Options{GeoIPRateLimit: s.Config.GeoIP.RateLimit})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return err
+	}
+	s.onStop(func(context.Context) error { w.Stop(); return nil })
+	return nil
+}
+
+func (s *System) startHTTP() error {
+	handler := server.New(s.logger, server.Config{
+		APIKeys:        s.Config.APIKeys,
+		TrustedProxies: s.Config.TrustedProxies,
+	}, server.Deps{
+		Registry: s.Registry,
+		Checks: []server.Check{
+			{Name: "temporal", Run: func(ctx context.Context) error {
+				_, err := s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			}},
+			{Name: "database", Run: s.Store.Ping},
+		},
+	})
+	l, err := net.Listen("tcp", s.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http api on %s: %w", s.Config.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.HTTPAddr = l.Addr().String()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.served <- err
+		}
+	}()
+	s.onStop(srv.Shutdown)
+	return nil
+}
+
+// identity names this process to Temporal as the SDK would: pid@host.
+func identity() string {
+	host, _ := os.Hostname()
+	return strconv.Itoa(os.Getpid()) + "@" + host
+}

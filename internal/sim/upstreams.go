@@ -1,0 +1,108 @@
+package sim
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The simulated upstreams' names, as used in knob specs and logs.
+const (
+	Incidents = "incidents"
+	C42       = "c42"
+	GeoIP     = "geoip"
+	KF        = "kf"
+)
+
+// Names lists the simulators in a fixed order.
+var Names = []string{Incidents, C42, GeoIP, KF}
+
+// The credentials the simulators accept unless told otherwise; `relay dev` hands the
+// same ones to the worker, so a newcomer sets nothing.
+const (
+	DefaultIncidentsUser     = "relay"
+	DefaultIncidentsPassword = "relay-dev-password"
+	DefaultC42Token          = "relay-dev-token"
+	DefaultKFKey             = "relay-dev-key"
+)
+
+// Upstreams returns the four APIs of spec/upstreams.md. Each job's own issue fills in its
+// routes; until then an upstream answers every API call with its own 404 envelope.
+func Upstreams() map[string]Upstream {
+	return map[string]Upstream{
+		Incidents: {
+			Name:         Incidents,
+			Defaults:     Knobs{Credentials: DefaultIncidentsUser + ":" + DefaultIncidentsPassword, Size: 100, Seed: 1},
+			Authorized:   basicAuth,
+			Unauthorized: http.StatusUnauthorized,
+			ErrorBody:    messageBody,
+			TooManyBody:  func(time.Duration) any { return messageBody(http.StatusTooManyRequests, "too many requests") },
+			Routes:       notYet(messageBody),
+		},
+		C42: {
+			Name:         C42,
+			Defaults:     Knobs{Credentials: DefaultC42Token, Size: 100, Seed: 1},
+			Authorized:   headerAuth("Authorization", "Token "),
+			Unauthorized: http.StatusUnauthorized,
+			ErrorBody:    c42ErrorBody,
+			TooManyBody:  func(time.Duration) any { return c42ErrorBody(http.StatusTooManyRequests, "too many requests") },
+			Routes:       notYet(c42ErrorBody),
+		},
+		GeoIP: {
+			Name:         GeoIP,
+			Defaults:     Knobs{RateLimit: 5, Seed: 1},
+			Unauthorized: http.StatusUnauthorized,
+			ErrorBody:    messageBody,
+			TooManyBody: func(remaining time.Duration) any {
+				return map[string]float64{"period_remaining": remaining.Seconds()}
+			},
+			Routes: notYet(messageBody),
+		},
+		KF: {
+			Name:         KF,
+			Defaults:     Knobs{Credentials: DefaultKFKey, Size: 100, Seed: 1},
+			Authorized:   headerAuth("x-api-key", ""),
+			Unauthorized: http.StatusForbidden,
+			ErrorBody: func(status int, msg string) any {
+				if status == http.StatusForbidden {
+					msg = "Forbidden" // what the real API says
+				}
+				return messageBody(status, msg)
+			},
+			TooManyBody: func(time.Duration) any { return messageBody(http.StatusTooManyRequests, "Too Many Requests") },
+			Routes:      notYet(messageBody),
+		},
+	}
+}
+
+// notYet answers every API route with a 404 in the upstream's envelope.
+func notYet(body func(int, string) any) func(Knobs) http.Handler {
+	return func(Knobs) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, body(http.StatusNotFound, "no such route: "+r.URL.Path))
+		})
+	}
+}
+
+func messageBody(_ int, msg string) any { return map[string]string{"message": msg} }
+
+func c42ErrorBody(status int, msg string) any {
+	code := strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+	return map[string]any{"error": map[string]any{"message": msg, "code": code, "status_code": status}}
+}
+
+func basicAuth(r *http.Request, creds string) bool {
+	user, pass, ok := r.BasicAuth()
+	want, wantPass, _ := strings.Cut(creds, ":")
+	return ok && equal(user, want) && equal(pass, wantPass)
+}
+
+func headerAuth(name, prefix string) func(*http.Request, string) bool {
+	return func(r *http.Request, creds string) bool {
+		got, ok := strings.CutPrefix(r.Header.Get(name), prefix)
+		return ok && got != "" && equal(got, creds)
+	}
+}
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -1,0 +1,101 @@
+// Package temporalclient connects relay to a Temporal frontend with relay's logger and
+// with the SDK's metrics exported to Prometheus.
+package temporalclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/opentelemetry"
+	sdklog "go.temporal.io/sdk/log"
+)
+
+// Options say which server to dial and where logs and metrics go.
+type Options struct {
+	HostPort  string
+	Namespace string
+	Logger    *slog.Logger
+	// Registry receives the SDK's metrics (temporal_request, temporal_activity_execution_latency, ...).
+	// Nil exports none.
+	Registry prometheus.Registerer
+	// Identity names this process in the Web UI (default: the SDK's pid@host).
+	Identity string
+	// ConnectTimeout bounds how long Dial keeps trying (default 30s).
+	ConnectTimeout time.Duration
+}
+
+// Dial connects and checks that the server answers, retrying for up to ConnectTimeout:
+// a frontend that has just started (or a cluster still coming up) may need a moment.
+func Dial(ctx context.Context, opts Options) (client.Client, error) {
+	co, err := clientOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(opts.ConnectTimeout)
+	var lastErr error
+	for {
+		c, err := client.DialContext(ctx, co)
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func clientOptions(opts Options) (client.Options, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	co := client.Options{
+		HostPort:  opts.HostPort,
+		Namespace: opts.Namespace,
+		Identity:  opts.Identity,
+		// The SDK logs every activity at DEBUG; keep it at relay's level and name the source.
+		Logger: sdklog.NewStructuredLogger(logger.With("system", "temporal-sdk")),
+	}
+	if opts.Registry != nil {
+		handler, err := metricsHandler(opts.Registry)
+		if err != nil {
+			return co, err
+		}
+		co.MetricsHandler = handler
+	}
+	return co, nil
+}
+
+// metricsHandler bridges the SDK's metrics, through OpenTelemetry, into a Prometheus registry.
+func metricsHandler(reg prometheus.Registerer) (client.MetricsHandler, error) {
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter for temporal sdk metrics: %w", err)
+	}
+	// The SDK records latencies in seconds; OpenTelemetry's default buckets are meant for
+	// milliseconds (0 to 10000), which would put every activity in the first bucket.
+	seconds := sdkmetric.NewView(
+		sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
+			Boundaries: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}},
+	)
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(seconds))
+	return opentelemetry.NewMetricsHandler(opentelemetry.MetricsHandlerOptions{
+		Meter: provider.Meter("go.temporal.io/sdk"),
+	}), nil
+}

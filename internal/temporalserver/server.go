@@ -1,0 +1,307 @@
+// Package temporalserver runs a whole Temporal server inside relay's process: frontend,
+// history, matching and worker services on SQLite (a file, or memory for tests), with
+// static membership, one history shard, and optionally the Web UI.
+//
+// It is what `relay dev` and the end-to-end tests stand on. Only packages that start a
+// server import it, so that everything else links without the Temporal server.
+package temporalserver
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+const (
+	clusterName = "active"
+	// clusterID is fixed so that a restarted dev server finds its own cluster metadata.
+	clusterID = "8c5a1e4e-61b1-4c0e-9f0f-3d7a5b0e2c11"
+)
+
+// Options say where and how the server runs.
+type Options struct {
+	// DatabaseFile is the SQLite file that keeps history across restarts; empty keeps it in memory.
+	DatabaseFile string
+	// FrontendAddr is the gRPC frontend's host:port; port 0 picks a free one.
+	FrontendAddr string
+	// UIAddr is the Web UI's host:port; empty runs no UI.
+	UIAddr string
+	// Namespace is created at start if missing.
+	Namespace string
+	// Logger receives the server's logs (warnings and errors by default: the server is chatty).
+	Logger *slog.Logger
+	// DynamicConfig overrides or adds to LowLatencyConfig (keys as in the server's docs).
+	DynamicConfig map[string]any
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	server       temporal.Server
+	logger       slogLogger
+	ui           *uiserver.Server
+	frontendAddr string
+	uiAddr       string
+}
+
+// Start builds and starts the server; it returns once the frontend accepts calls.
+func Start(opts Options) (*Server, error) {
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, port, err := splitAddr(opts.FrontendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("frontend address: %w", err)
+	}
+	if port == 0 {
+		if port, err = freePort(host); err != nil {
+			return nil, err
+		}
+	}
+	frontend := net.JoinHostPort(host, strconv.Itoa(port))
+
+	var ui *uiserver.Server
+	if opts.UIAddr != "" {
+		// The UI's Start exits the process when it cannot listen, so check the address first.
+		if err := checkListen(opts.UIAddr); err != nil {
+			return nil, fmt.Errorf("web UI address %s: %w (set RELAY_UI_ADDR to another address or 'off')", opts.UIAddr, err)
+		}
+		if ui, err = newUI(opts.UIAddr, frontend, opts.Namespace); err != nil {
+			return nil, err
+		}
+	}
+
+	cfg, err := serverConfig(host, port, opts)
+	if err != nil {
+		return nil, err
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for _, svc := range []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+		rpc := cfg.Services[string(svc)].RPC
+		hosts[svc] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(rpc.GRPCPort)))
+	}
+	dc := dynamicconfig.StaticClient{}
+	for k, v := range LowLatencyConfig() {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	for k, v := range opts.DynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	logger := newLogger(opts.Logger)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("claim mapper: %w", err)
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dc),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	s := &Server{server: srv, logger: logger, frontendAddr: frontend}
+	if ui != nil {
+		s.ui, s.uiAddr = ui, opts.UIAddr
+		go func() {
+			if err := ui.Start(); err != nil {
+				opts.Logger.Error("web UI stopped", "error", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// FrontendAddr is the host:port SDK clients and the temporal CLI dial.
+func (s *Server) FrontendAddr() string { return s.frontendAddr }
+
+// UIAddr is the Web UI's host:port, or "" when it does not run.
+func (s *Server) UIAddr() string { return s.uiAddr }
+
+// Stop stops the UI and the server; it waits for the services to shut down.
+func (s *Server) Stop() error {
+	// The server's own system workers warn about every poll cut short by the stop.
+	s.logger.min.Set(slog.LevelError)
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	return s.server.Stop()
+}
+
+// LowLatencyConfig is the dynamic config that makes a one-node server answer fast:
+// the history queues poll far more often than the defaults (20/s), and every task
+// queue has one partition, which a single matching host needs anyway and which lets
+// the server-side activity rate limit of relay-geoip apply as one bucket.
+func LowLatencyConfig() map[string]any {
+	return map[string]any{
+		"history.transferProcessorMaxPollRPS":        1000,
+		"history.timerProcessorMaxPollRPS":           1000,
+		"history.visibilityProcessorMaxPollRPS":      1000,
+		"history.outboundProcessorMaxPollRPS":        1000,
+		"matching.numTaskqueueReadPartitions":        1,
+		"matching.numTaskqueueWritePartitions":       1,
+		"frontend.namespaceRPS.visibility":           100,
+		"history.hostLevelCacheMaxSize":             8192, // bounds memory; a dev server has few open workflows
+	}
+}
+
+func serverConfig(host string, frontendPort int, opts Options) (*config.Config, error) {
+	httpPort, err := freePort(host)
+	if err != nil {
+		return nil, err
+	}
+	var cfg config.Config
+	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
+	cfg.Global.Membership.BroadcastAddress = host
+
+	sqlCfg, err := sqlConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Persistence.DefaultStore = "sqlite"
+	cfg.Persistence.VisibilityStore = "sqlite"
+	cfg.Persistence.NumHistoryShards = 1
+	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlCfg}}
+
+	cfg.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             net.JoinHostPort(host, strconv.Itoa(frontendPort)),
+				HTTPAddress:            net.JoinHostPort(host, strconv.Itoa(httpPort)),
+				ClusterID:              clusterID,
+			},
+		},
+	}
+	cfg.DCRedirectionPolicy.Policy = "noop"
+	cfg.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		var svc config.Service
+		svc.RPC.BindOnIP = host
+		if name == "frontend" {
+			svc.RPC.GRPCPort, svc.RPC.HTTPPort = frontendPort, httpPort
+		} else if svc.RPC.GRPCPort, err = freePort(host); err != nil {
+			return nil, err
+		}
+		cfg.Services[name] = svc
+	}
+	cfg.Archival.History.State = "disabled"
+	cfg.Archival.Visibility.State = "disabled"
+	cfg.NamespaceDefaults.Archival.History.State = "disabled"
+	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	cfg.PublicClient.HostPort = net.JoinHostPort(host, strconv.Itoa(frontendPort))
+	return &cfg, nil
+}
+
+func sqlConfig(opts Options) (*config.SQL, error) {
+	cfg := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if opts.DatabaseFile == "" {
+		// A shared in-memory database, named at random so that tests can run several.
+		cfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		cfg.DatabaseName = "relay-" + strconv.FormatUint(rand.Uint64(), 36)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		// WAL with synchronous=NORMAL survives a killed process; "setup" creates the
+		// schema on first use and leaves an existing one alone.
+		cfg.ConnectAttributes = map[string]string{
+			"mode": "rwc", "setup": "true", "journal_mode": "wal", "synchronous": "1", "busy_timeout": "10000",
+		}
+		cfg.DatabaseName = opts.DatabaseFile
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: %w", opts.Namespace, err)
+	}
+	if err := sqliteschema.CreateNamespaces(cfg, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %q: %w", opts.Namespace, err)
+	}
+	return cfg, nil
+}
+
+func newUI(addr, frontend, namespace string) (*uiserver.Server, error) {
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("web UI address: %w", err)
+	}
+	return uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+		Host:                host,
+		Port:                port,
+		TemporalGRPCAddress: frontend,
+		EnableUI:            true,
+		DefaultNamespace:    namespace,
+		CORS:                uiconfig.CORS{CookieInsecure: true},
+		HideLogs:            true,
+		DisableNewsFetch:    true, // no internet is assumed
+	})), nil
+}
+
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	if host == "" || host == "localhost" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+// freePort asks the kernel for a port that is free now. Another process could take it
+// before the server binds it; on one developer machine that is rare enough.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func checkListen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}

@@ -1,0 +1,114 @@
+// Package testenv starts the whole of relay inside a test: the embedded Temporal server
+// (in memory), the simulators, the worker and the HTTP API, on free loopback ports, and
+// stops them when the test ends. Later jobs' end-to-end tests build on it.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"relay/internal/app"
+	"relay/internal/config"
+)
+
+// Env is a running relay for one test.
+type Env struct {
+	*app.System
+	// BaseURL is the HTTP API's root, like http://127.0.0.1:41234.
+	BaseURL string
+	// HTTP is a client for the API with a timeout, so that a hung call fails the test.
+	HTTP *http.Client
+}
+
+// Option changes the configuration before start.
+type Option func(*config.Config)
+
+// WithConfig lets a test set anything, e.g. API keys or simulator knobs.
+func WithConfig(f func(*config.Config)) Option { return f }
+
+// Start brings relay up and registers its stop with tb.Cleanup. Logs go to the test log
+// when RELAY_TEST_LOG is set (e.g. RELAY_TEST_LOG=debug), otherwise nowhere.
+func Start(tb testing.TB, opts ...Option) *Env {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TemporalListen = "127.0.0.1:0"
+	cfg.UIAddr = ""
+	cfg.DataDir = tb.TempDir()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	parts := app.Dev
+	parts.InMemory = true
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sys, err := app.Start(ctx, cfg, parts, Logger(tb))
+	if err != nil {
+		tb.Fatalf("testenv: start relay: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sys.Stop(ctx); err != nil {
+			tb.Errorf("testenv: stop relay: %v", err)
+		}
+	})
+	return &Env{System: sys, BaseURL: "http://" + sys.HTTPAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Logger writes to the test's log at the level RELAY_TEST_LOG names, or discards.
+func Logger(tb testing.TB) *slog.Logger {
+	level := os.Getenv("RELAY_TEST_LOG")
+	if level == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		tb.Fatalf("RELAY_TEST_LOG=%q: %v", level, err)
+	}
+	w := &testWriter{tb: tb}
+	tb.Cleanup(func() { w.done.Store(true) }) // a straggling goroutine must not log into a finished test
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+type testWriter struct {
+	tb   testing.TB
+	done atomic.Bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.tb.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Do sends a request to the API and returns the response with its body read.
+func (e *Env) Do(tb testing.TB, method, path string, body io.Reader, header ...string) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequest(method, e.BaseURL+path, body)
+	if err != nil {
+		tb.Fatalf("request %s %s: %v", method, path, err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.HTTP.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp, b
+}

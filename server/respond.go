@@ -1,0 +1,120 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// MaxBodyBytes caps every request body (1 MiB); more is answered 413.
+const MaxBodyBytes = 1 << 20
+
+// Validator is a decoded request that can check itself; it returns problems by field.
+type Validator interface {
+	Valid(ctx context.Context) map[string]string
+}
+
+// decode reads a JSON body into T: capped, unknown fields and trailing data rejected,
+// then T.Valid. Every failure is an *Error naming what is wrong.
+func decode[T Validator](c *gin.Context) (T, error) {
+	var v T
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return v, Errorf(CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", tooBig.Limit))
+		}
+		return v, Errorf(CodeInvalid, "could not read body: "+err.Error())
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return v, Errorf(CodeInvalid, "body is empty: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, jsonError(err)
+	}
+	if dec.More() {
+		return v, Errorf(CodeInvalid, "unexpected data after the JSON object")
+	}
+	if problems := v.Valid(c.Request.Context()); len(problems) > 0 {
+		return v, &Error{Code: CodeInvalid, Message: "invalid fields: " + joinFields(problems), Fields: problems}
+	}
+	return v, nil
+}
+
+// jsonError turns the decoder's errors into messages a client can act on.
+func jsonError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return Errorf(CodeInvalid, fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(CodeInvalid, "malformed JSON: body ends early")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return Errorf(CodeInvalid, fmt.Sprintf("body must be a JSON object, not %s", typ.Value))
+		}
+		msg := fmt.Sprintf("want %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+		return &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": " + msg, Fields: map[string]string{field: msg}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": unknown field", Fields: map[string]string{field: "unknown field"}}
+	default:
+		return Errorf(CodeInvalid, "invalid JSON: "+err.Error())
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "slice", "array":
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+func joinFields(problems map[string]string) string {
+	keys := slices.Sorted(maps.Keys(problems))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + problems[k]
+	}
+	return strings.Join(parts, "; ")
+}
+
+// respond writes v as JSON with status.
+func respond(c *gin.Context, status int, v any) {
+	c.JSON(status, v)
+}
+
+// respondError writes err in the error envelope. Internal errors are logged with the
+// request id and shown only as "internal error".
+func respondError(c *gin.Context, logger *slog.Logger, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		logger.ErrorContext(c.Request.Context(), "internal error",
+			"error", err, "request_id", requestID(c), "route", c.FullPath())
+		e = Errorf(CodeInternal, "internal error")
+	}
+	c.Abort()
+	c.JSON(Status(e), envelope{Error: e})
+}

@@ -1,0 +1,15 @@
+package server
+
+import (
+	"log/slog"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// addRoutes is the whole API surface in one place.
+func addRoutes(r *gin.Engine, logger *slog.Logger, deps Deps) {
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(logger, deps.Checks))
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+}

@@ -1,0 +1,76 @@
+// Package server is relay's HTTP API: gin routes, handlers and middleware (request ids,
+// access logs, metrics, API keys, body limits, one error envelope). It translates HTTP
+// into Temporal calls and store reads; it starts no goroutines of its own.
+package server
+
+import (
+	"log/slog"
+	"net/netip"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is what the API needs to know of relay's configuration.
+type Config struct {
+	// APIKeys, when not empty, are required on every route but /healthz.
+	APIKeys []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	// Checks are what /readyz asks (Temporal, the database).
+	Checks []Check
+	// Registry collects the API's metrics and serves /metrics, with whatever else is
+	// registered on it (the Temporal SDK's, the Go runtime's).
+	Registry *prometheus.Registry
+}
+
+func init() {
+	// Release mode: no route dump at start and no debug warnings on every request.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// New builds the API's handler.
+func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// Routes that accept a trailing slash register both forms; never redirect a POST.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.ContextWithFallback = true
+	// The client IP is the TCP peer unless the peer is a trusted proxy; then it is the
+	// rightmost untrusted address of X-Forwarded-For.
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	proxies := make([]string, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	if err := r.SetTrustedProxies(proxies); err != nil {
+		// config has parsed them already, so this cannot happen; trust nobody if it does.
+		logger.Error("trusted proxies rejected; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+
+	r.Use(
+		withRequestID(),
+		withAccessLog(logger),
+		withMetrics(newHTTPMetrics(deps.Registry)),
+		withRecovery(logger),
+		withAPIKeys(cfg.APIKeys, logger),
+		withBodyLimit(MaxBodyBytes, logger),
+	)
+	r.NoRoute(func(c *gin.Context) {
+		respondError(c, logger, Errorf(CodeNotFound, "no route for "+c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		respondError(c, logger, Errorf(CodeMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+	})
+	addRoutes(r, logger, deps)
+	return r
+}

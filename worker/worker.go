@@ -1,0 +1,90 @@
+// Package worker wires relay's workflows and activities to Temporal: one SDK worker per
+// task queue, with the rate limit of the geolocation queue and a graceful drain.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"relay/activities"
+	"relay/workflows"
+)
+
+// Options tune the workers.
+type Options struct {
+	// GeoIPRateLimit is the geolocation API's allowance in calls per second; the server
+	// spreads relay-geoip's activities to it across every worker.
+	GeoIPRateLimit float64
+	// DrainTimeout is how long Stop lets running activities finish.
+	DrainTimeout time.Duration
+}
+
+// Activities are the activity structs, each holding its upstream client and the store.
+type Activities struct {
+	Pinger *activities.Pinger
+}
+
+// Worker polls all of relay's task queues.
+type Worker struct {
+	queues  []string
+	workers []sdkworker.Worker
+}
+
+// New builds (but does not start) a worker for each queue.
+func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
+	if acts.Pinger == nil {
+		return nil, errors.New("worker: Activities.Pinger is required")
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	main := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+		WorkerStopTimeout: opts.DrainTimeout,
+	})
+	main.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflowType})
+	main.RegisterActivity(acts.Pinger)
+
+	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{
+		WorkerStopTimeout: opts.DrainTimeout,
+		// The server enforces this for the whole queue, across workers. It is a floor,
+		// not the whole guarantee: the geolocation job adds its own limiter.
+		TaskQueueActivitiesPerSecond: opts.GeoIPRateLimit,
+		// Activities here only wait on the API; never let this worker run workflows.
+		DisableWorkflowWorker: true,
+	})
+	geo.RegisterActivity(acts.Pinger)
+
+	return &Worker{
+		queues:  []string{workflows.TaskQueue, workflows.GeoIPTaskQueue},
+		workers: []sdkworker.Worker{main, geo},
+	}, nil
+}
+
+// Start starts polling every queue.
+func (w *Worker) Start() error {
+	for i, sw := range w.workers {
+		if err := sw.Start(); err != nil {
+			for _, started := range w.workers[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("start worker on %s: %w", w.queues[i], err)
+		}
+	}
+	return nil
+}
+
+// Stop stops polling and waits, all queues at once, up to the drain timeout for
+// running activities.
+func (w *Worker) Stop() {
+	var wg sync.WaitGroup
+	for _, sw := range w.workers {
+		wg.Go(sw.Stop)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,19 @@
+// Package workflows holds relay's Temporal workflows: deterministic orchestration only.
+// Every retry policy and timeout is declared here, at the top of the workflow's file;
+// side effects live in package activities.
+package workflows
+
+// Task queues. relay-geoip carries only the rate-limited geolocation calls, so that its
+// limit never slows the other jobs.
+const (
+	TaskQueue      = "relay"
+	GeoIPTaskQueue = "relay-geoip"
+)
+
+// TaskQueues lists every queue a relay worker polls.
+var TaskQueues = []string{TaskQueue, GeoIPTaskQueue}
+
+// Workflow type names, as the Web UI and the temporal CLI show them.
+const (
+	PingWorkflowType = "Ping"
+)
