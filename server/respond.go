@@ -44,7 +44,8 @@ func decode[T Validator](c *gin.Context) (T, error) {
 	if err := dec.Decode(&v); err != nil {
 		return v, jsonError(err)
 	}
-	if dec.More() {
+	// dec.More is not enough here: it reports a stray '}' or ']' as the end of input.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return v, Errorf(CodeInvalid, "unexpected data after the JSON object")
 	}
 	if problems := v.Valid(c.Request.Context()); len(problems) > 0 {

@@ -47,7 +47,9 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	main := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.DrainTimeout,
 	})
-	main.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflowType})
+	for name, wf := range workflows.All() {
+		main.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
+	}
 	main.RegisterActivity(acts.Pinger)
 
 	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{

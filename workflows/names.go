@@ -17,3 +17,11 @@ var TaskQueues = []string{TaskQueue, GeoIPTaskQueue}
 const (
 	PingWorkflowType = "Ping"
 )
+
+// All maps every workflow type name to its function: the worker registers these, and
+// the replay test replays histories against them.
+func All() map[string]any {
+	return map[string]any{
+		PingWorkflowType: Ping,
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -105,11 +106,11 @@ type Group uint8
 // The setting groups; a command asks for the union of those it uses.
 const (
 	Common   Group = 1 << iota // every command that talks to Temporal
-	HTTP                      // the HTTP API
-	Store                     // the application database
-	Upstream                  // the upstream APIs the worker calls
-	Embedded                  // dev's embedded Temporal server
-	Sim                       // the simulators
+	HTTP                       // the HTTP API
+	Store                      // the application database
+	Upstream                   // the upstream APIs the worker calls
+	Embedded                   // dev's embedded Temporal server
+	Sim                        // the simulators
 )
 
 // Error is a configuration mistake: the command should stop with exit code 2.
@@ -460,7 +461,7 @@ func (v rateValue) String() string {
 }
 func (v rateValue) Set(s string) error {
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 {
+	if err != nil || !(f > 0) || math.IsInf(f, 0) { // !(f > 0) also refuses NaN
 		return fmt.Errorf("want a positive number of requests per second, got %q", s)
 	}
 	*v.p = f

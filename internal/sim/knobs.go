@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,7 @@ var knobList = []knob{
 	{"hiccup-delay", func(k *Knobs) string { return k.HiccupDelay.String() }, func(k *Knobs, v string) error { return setDuration(&k.HiccupDelay, v) }},
 	{"rate-limit", func(k *Knobs) string { return fmtFloat(k.RateLimit) }, func(k *Knobs, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
+		if err != nil || !(f >= 0) || math.IsInf(f, 0) { // !(f >= 0) also refuses NaN
 			return fmt.Errorf("want calls per second >= 0, got %q", v)
 		}
 		k.RateLimit = f
@@ -155,7 +156,7 @@ func setDuration(p *time.Duration, v string) error {
 
 func setShare(p *float64, v string) error {
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 1 {
+	if err != nil || !(f >= 0 && f <= 1) { // written so that NaN fails too
 		return fmt.Errorf("want a share from 0 to 1, got %q", v)
 	}
 	*p = f

@@ -102,7 +102,7 @@ func (s *Sim) SetKnobs(k Knobs) {
 func (s *Sim) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
+	return append([]Call{}, s.calls...) // [] rather than null in /_sim/calls
 }
 
 // CallCount counts the calls whose path starts with prefix.
@@ -138,7 +138,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(call)
 	}()
 
-	d := s.decide(r, call.At)
+	d := s.decide(r)
 	call.Authorized = d.authorized
 	if !d.authorized {
 		writeJSON(rec, s.up.Unauthorized, s.up.ErrorBody(s.up.Unauthorized, "invalid or missing credentials"))
@@ -173,9 +173,10 @@ type decision struct {
 
 // decide rolls the dice for one call under the lock, so that faults are reproducible
 // for a seed when calls arrive one at a time.
-func (s *Sim) decide(r *http.Request, now time.Time) decision {
+func (s *Sim) decide(r *http.Request) decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now() // under the lock, so that windows only move forward
 	k := s.knobs
 	d := decision{authorized: true, routes: s.routes}
 	if s.up.Authorized != nil && !s.up.Authorized(r, k.Credentials) {

@@ -95,7 +95,7 @@ func c42ErrorBody(status int, msg string) any {
 func basicAuth(r *http.Request, creds string) bool {
 	user, pass, ok := r.BasicAuth()
 	want, wantPass, _ := strings.Cut(creds, ":")
-	return ok && equal(user, want) && equal(pass, wantPass)
+	return ok && creds != "" && equal(user, want) && equal(pass, wantPass)
 }
 
 func headerAuth(name, prefix string) func(*http.Request, string) bool {

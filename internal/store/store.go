@@ -119,7 +119,22 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
-	if _, err := provider.Up(ctx); err != nil {
+	// PostgreSQL serializes migrating processes with an advisory lock. SQLite has no such
+	// lock, so two processes opening one file (relay server and relay worker on one
+	// machine) may race: the loser's migration fails in its own transaction, rolls back,
+	// and on a retry finds the work done.
+	for attempt := 1; ; attempt++ {
+		_, err = provider.Up(ctx)
+		if err == nil || s.dialect != SQLite || attempt == 5 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("migrate %s database: %w", s.dialect, err)
 	}
 	return nil

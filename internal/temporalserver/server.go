@@ -80,14 +80,10 @@ func Start(opts Options) (*Server, error) {
 	}
 	frontend := net.JoinHostPort(host, strconv.Itoa(port))
 
-	var ui *uiserver.Server
 	if opts.UIAddr != "" {
 		// The UI's Start exits the process when it cannot listen, so check the address first.
 		if err := checkListen(opts.UIAddr); err != nil {
 			return nil, fmt.Errorf("web UI address %s: %w (set RELAY_UI_ADDR to another address or 'off')", opts.UIAddr, err)
-		}
-		if ui, err = newUI(opts.UIAddr, frontend, opts.Namespace); err != nil {
-			return nil, err
 		}
 	}
 
@@ -132,7 +128,13 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
 	s := &Server{server: srv, logger: logger, frontendAddr: frontend}
-	if ui != nil {
+	if opts.UIAddr != "" {
+		// Built after the frontend is up, so that the UI's first connection succeeds.
+		ui, err := newUI(opts.UIAddr, frontend, opts.Namespace)
+		if err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
 		s.ui, s.uiAddr = ui, opts.UIAddr
 		go func() {
 			if err := ui.Start(); err != nil {
@@ -165,14 +167,14 @@ func (s *Server) Stop() error {
 // the server-side activity rate limit of relay-geoip apply as one bucket.
 func LowLatencyConfig() map[string]any {
 	return map[string]any{
-		"history.transferProcessorMaxPollRPS":        1000,
-		"history.timerProcessorMaxPollRPS":           1000,
-		"history.visibilityProcessorMaxPollRPS":      1000,
-		"history.outboundProcessorMaxPollRPS":        1000,
-		"matching.numTaskqueueReadPartitions":        1,
-		"matching.numTaskqueueWritePartitions":       1,
-		"frontend.namespaceRPS.visibility":           100,
-		"history.hostLevelCacheMaxSize":             8192, // bounds memory; a dev server has few open workflows
+		"history.transferProcessorMaxPollRPS":   1000,
+		"history.timerProcessorMaxPollRPS":      1000,
+		"history.visibilityProcessorMaxPollRPS": 1000,
+		"history.outboundProcessorMaxPollRPS":   1000,
+		"matching.numTaskqueueReadPartitions":   1,
+		"matching.numTaskqueueWritePartitions":  1,
+		"frontend.namespaceRPS.visibility":      100,
+		"history.hostLevelCacheMaxSize":         8192, // bounds memory; a dev server has few open workflows
 	}
 }
 

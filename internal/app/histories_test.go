@@ -1,0 +1,58 @@
+package app_test
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"relay/internal/histories"
+	"relay/internal/testenv"
+	"relay/workflows"
+)
+
+var recordHistories = flag.Bool("record-histories", false, "write recorded histories to workflows/testdata")
+
+// TestRecordHistories runs each workflow for real on the embedded server and records its
+// history. Normally the files go to a temp dir and are replayed at once (so the recorder
+// itself is tested); with -record-histories they replace workflows/testdata/.
+func TestRecordHistories(t *testing.T) {
+	dir := t.TempDir()
+	if *recordHistories {
+		dir = filepath.Join("..", "..", "workflows", "testdata")
+	}
+	env := testenv.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	runs := map[string]struct {
+		workflowType string
+		input        any
+	}{
+		"Ping-basic.json":             {workflows.PingWorkflowType, workflows.PingInput{Message: "recorded"}},
+		"Ping-sleep-geoip-queue.json": {workflows.PingWorkflowType, workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue}},
+	}
+	replayer := worker.NewWorkflowReplayer()
+	for name, wf := range workflows.All() {
+		replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
+	}
+	for file, r := range runs {
+		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: workflows.PingWorkflowID("record-" + file), TaskQueue: workflows.TaskQueue,
+		}, r.workflowType, r.input)
+		require.NoError(t, err)
+		require.NoError(t, run.Get(ctx, nil))
+		path := filepath.Join(dir, file)
+		require.NoError(t, histories.Record(ctx, env.Client, run.GetID(), run.GetRunID(), path))
+		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), path), file)
+		t.Logf("recorded %s", path)
+	}
+}

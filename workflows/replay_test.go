@@ -1,0 +1,42 @@
+package workflows
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistories replays every history in testdata/ against today's code:
+// a change that would break a running workflow (a non-deterministic change) fails here.
+// Histories are named <WorkflowType>-<anything>.json. To record fresh ones from a real
+// run on the embedded server:
+//
+//	go test ./internal/app -run TestRecordHistories -record-histories
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, f := range files {
+		seen[strings.SplitN(filepath.Base(f), "-", 2)[0]] = true
+	}
+	for name := range All() {
+		require.True(t, seen[name], "workflow type %s has no recorded history in testdata/", name)
+	}
+
+	replayer := worker.NewWorkflowReplayer()
+	for name, wf := range All() {
+		replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
+	}
+	logger := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(logger, f))
+		})
+	}
+}
