@@ -27,11 +27,19 @@ type Env struct {
 	HTTP *http.Client
 }
 
-// Option changes the configuration before start.
-type Option func(*config.Config)
+// Option changes the configuration or the parts before start.
+type Option func(*config.Config, *app.Parts)
 
 // WithConfig lets a test set anything, e.g. API keys or simulator knobs.
-func WithConfig(f func(*config.Config)) Option { return f }
+func WithConfig(f func(*config.Config)) Option {
+	return func(c *config.Config, _ *app.Parts) { f(c) }
+}
+
+// OnDisk keeps the embedded server's history in a SQLite file, exactly as `relay dev`
+// does, instead of in memory.
+func OnDisk() Option {
+	return func(_ *config.Config, p *app.Parts) { p.InMemory = false }
+}
 
 // Start brings relay up and registers its stop with tb.Cleanup. Logs go to the test log
 // when RELAY_TEST_LOG is set (e.g. RELAY_TEST_LOG=debug), otherwise nowhere.
@@ -42,11 +50,11 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	cfg.TemporalListen = "127.0.0.1:0"
 	cfg.UIAddr = ""
 	cfg.DataDir = tb.TempDir()
-	for _, o := range opts {
-		o(&cfg)
-	}
 	parts := app.Dev
 	parts.InMemory = true
+	for _, o := range opts {
+		o(&cfg, &parts)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"relay/internal/config"
+	"relay/internal/sim"
+)
+
+// No Docker engine runs here, so the compose file is checked as data: every relay
+// service runs a real command with configuration that command accepts, and the wiring
+// between services (names, ports, credentials) lines up.
+type composeFile struct {
+	Services map[string]struct {
+		Image       string         `yaml:"image"`
+		Build       any            `yaml:"build"`
+		Command     []string       `yaml:"command"`
+		Environment map[string]any `yaml:"environment"`
+		DependsOn   any            `yaml:"depends_on"`
+		Ports       []string       `yaml:"ports"`
+		Container   string         `yaml:"container_name"`
+	} `yaml:"services"`
+}
+
+func loadCompose(t *testing.T) composeFile {
+	t.Helper()
+	b, err := os.ReadFile("../../docker-compose.yml")
+	require.NoError(t, err)
+	var f composeFile
+	require.NoError(t, yaml.Unmarshal(b, &f))
+	return f
+}
+
+func TestComposeRunsEveryPartOnTemporalAndPostgres(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "temporal-admin-tools", "relay-server", "relay-worker", "relay-sim"} {
+		require.Contains(t, f.Services, name)
+	}
+	assert.Contains(t, f.Services["temporal"].Image, "temporalio/auto-setup")
+	assert.Equal(t, "postgres12", f.Services["temporal"].Environment["DB"], "Temporal persists to PostgreSQL")
+
+	for name, svc := range f.Services {
+		for _, dep := range dependsOn(svc.DependsOn) {
+			assert.Contains(t, f.Services, dep, "%s depends on a service that does not exist", name)
+		}
+	}
+	// --scale relay-worker=3 needs a worker without a fixed name or host port.
+	assert.Empty(t, f.Services["relay-worker"].Container)
+	assert.Empty(t, f.Services["relay-worker"].Ports)
+}
+
+func TestComposeRelayServicesHaveValidConfiguration(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range []string{"relay-server", "relay-worker", "relay-sim"} {
+		svc := f.Services[name]
+		require.NotNil(t, svc.Build, "%s builds the Dockerfile", name)
+		require.Len(t, svc.Command, 1, name)
+		cmd := findCommand(t, svc.Command[0])
+
+		env := map[string]string{}
+		for k, v := range svc.Environment {
+			env[k] = stringify(v)
+		}
+		// Every variable must be one the command reads: a typo would be silently ignored.
+		cfg := config.Default()
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		loader := config.Bind(fs, &cfg, cmd.groups)
+		for k := range env {
+			flagName := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "RELAY_")), "_", "-")
+			assert.NotNil(t, fs.Lookup(flagName), "%s sets %s, which relay %s does not read", name, k, cmd.name)
+		}
+		require.NoError(t, loader.Load(nil, func(k string) string { return env[k] }), name)
+
+		if cmd.name == "worker" {
+			// The worker reaches each simulator by service name and port, with its credentials.
+			for up, u := range map[string]string{sim.Incidents: cfg.Incidents.URL, sim.C42: cfg.C42.URL, sim.GeoIP: cfg.GeoIP.URL, sim.KF: cfg.KF.URL} {
+				parsed, err := url.Parse(u)
+				require.NoError(t, err)
+				assert.Equal(t, "relay-sim:"+strconv.Itoa(sim.DefaultPorts[up]), parsed.Host, up)
+			}
+			assert.Equal(t, sim.DefaultIncidentsUser, cfg.Incidents.User)
+			assert.Equal(t, sim.DefaultIncidentsPassword, cfg.Incidents.Password)
+			assert.Equal(t, sim.DefaultC42Token, cfg.C42.Token)
+			assert.Equal(t, sim.DefaultKFKey, cfg.KF.APIKey)
+		}
+		if cmd.name != "sim" {
+			assert.Equal(t, "temporal:7233", cfg.TemporalAddress, name)
+			assert.True(t, strings.HasPrefix(cfg.DatabaseURL, "postgres://"), "%s uses PostgreSQL", name)
+		}
+	}
+}
+
+func TestDockerfileBuildsRelayInTwoStages(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	require.NoError(t, err)
+	df := string(b)
+	assert.Contains(t, df, "FROM golang:1.26.8")
+	assert.Contains(t, df, "AS build")
+	assert.Contains(t, df, "go build")
+	assert.Contains(t, df, "./cmd/relay")
+	assert.Contains(t, df, "COPY --from=build")
+	assert.Equal(t, 2, strings.Count(df, "\nFROM ")+boolInt(strings.HasPrefix(df, "FROM ")), "two stages")
+}
+
+func findCommand(t *testing.T, name string) command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("compose runs relay %q, which is not a command", name)
+	return command{}
+}
+
+func dependsOn(v any) []string {
+	switch d := v.(type) {
+	case []any:
+		out := make([]string, len(d))
+		for i, s := range d {
+			out[i] = stringify(s)
+		}
+		return out
+	case map[string]any:
+		var out []string
+		for k := range d {
+			out = append(out, k)
+		}
+		return out
+	}
+	return nil
+}
+
+func stringify(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		b, _ := yaml.Marshal(x)
+		return strings.TrimSpace(string(b))
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,2 @@
+-- relay's own database, beside the ones Temporal's auto-setup creates.
+CREATE DATABASE relay;
