@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,41 +28,63 @@ func handleHealthz() gin.HandlerFunc {
 }
 
 // handleReadyz asks every check at once and answers 200 when all pass, else 503 naming
-// each one that failed.
+// each one that is down. A check that ignores its deadline or panics reads as down too;
+// the reasons go to the log, not to the client.
 func handleReadyz(logger *slog.Logger, checks []Check) gin.HandlerFunc {
+	type result struct {
+		name string
+		err  error
+	}
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 		defer cancel()
-		results := make(map[string]string, len(checks))
-		var mu sync.Mutex
-		var wg sync.WaitGroup
+		// Wait a little past the checks' deadline, so that a check that honours it is
+		// reported with its own error, and only one that ignores it as "no answer".
+		wait, stopWait := context.WithTimeout(c.Request.Context(), readyTimeout+100*time.Millisecond)
+		defer stopWait()
+		results := make(chan result, len(checks)) // buffered: a late check never blocks
 		for _, check := range checks {
-			wg.Go(func() {
-				status := "ok"
-				if err := check.Run(ctx); err != nil {
-					status = err.Error()
-				}
-				mu.Lock()
-				results[check.Name] = status
-				mu.Unlock()
-			})
+			go func() {
+				defer func() {
+					if p := recover(); p != nil {
+						results <- result{check.Name, fmt.Errorf("check panicked: %v", p)}
+					}
+				}()
+				results <- result{check.Name, check.Run(ctx)}
+			}()
 		}
-		wg.Wait()
+		status := make(map[string]string, len(checks))
+		for _, check := range checks {
+			status[check.Name] = "no answer within " + readyTimeout.String()
+		}
 		var down []string
-		for name, status := range results {
-			if status != "ok" {
-				down = append(down, name+": "+status)
+	collect:
+		for range checks {
+			select {
+			case r := <-results:
+				if r.err == nil {
+					status[r.name] = "ok"
+				} else {
+					status[r.name] = "down"
+					logger.WarnContext(c.Request.Context(), "readiness check failed", "check", r.name, "error", r.err)
+				}
+			case <-wait.Done():
+				break collect
+			}
+		}
+		for name, s := range status {
+			if s != "ok" {
+				down = append(down, name+": "+s)
 			}
 		}
 		if len(down) > 0 {
 			sort.Strings(down)
-			logger.WarnContext(c.Request.Context(), "not ready", "down", down)
 			c.JSON(http.StatusServiceUnavailable, gin.H{
 				"error":  Errorf(CodeUnavailable, "not ready: "+strings.Join(down, "; ")),
-				"checks": results,
+				"checks": status,
 			})
 			return
 		}
-		respond(c, http.StatusOK, gin.H{"status": "ready", "checks": results})
+		respond(c, http.StatusOK, gin.H{"status": "ready", "checks": status})
 	}
 }

@@ -111,7 +111,8 @@ func withAPIKeys(keys []string, logger *slog.Logger) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		scheme, token, ok := strings.Cut(strings.TrimSpace(c.GetHeader("Authorization")), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer") // auth schemes are case-insensitive
 		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		match := 0
 		for _, h := range hashes {

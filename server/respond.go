@@ -36,8 +36,12 @@ func decode[T Validator](c *gin.Context) (T, error) {
 		}
 		return v, Errorf(CodeInvalid, "could not read body: "+err.Error())
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return v, Errorf(CodeInvalid, "body is empty: want a JSON object")
+	}
+	if string(trimmed) == "null" { // it would decode to the zero value without complaint
+		return v, Errorf(CodeInvalid, "body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -111,7 +115,7 @@ func respond(c *gin.Context, status int, v any) {
 // request id and shown only as "internal error".
 func respondError(c *gin.Context, logger *slog.Logger, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) || statusByCode[e.Code] == 0 {
 		logger.ErrorContext(c.Request.Context(), "internal error",
 			"error", err, "request_id", requestID(c), "route", c.FullPath())
 		e = Errorf(CodeInternal, "internal error")

@@ -138,12 +138,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "string body", body: `"a"`, message: "body must be a JSON object, not string"},
 		{name: "number body", body: `42`, message: "body must be a JSON object, not number"},
 		{name: "boolean body", body: `true`, message: "body must be a JSON object, not bool"},
-		{
-			// null decodes to the zero value, which Valid then refuses.
-			name: "null body", body: `null`,
-			message: "invalid fields: name: required",
-			fields:  map[string]string{"name": "required"},
-		},
+		{name: "null body", body: ` null `, message: "body must be a JSON object, not null"},
 		{
 			name: "one Valid problem", body: `{"count":3}`,
 			message: "invalid fields: name: required",

@@ -39,6 +39,9 @@ func (s *Store) GetBlob(ctx context.Context, key string) ([]byte, error) {
 
 // DeleteBlobs removes the blobs whose keys start with prefix and returns how many went.
 func (s *Store) DeleteBlobs(ctx context.Context, prefix string) (int64, error) {
+	if prefix == "" {
+		return 0, errors.New("delete blobs: an empty prefix would delete them all")
+	}
 	res, err := s.db.ExecContext(ctx,
 		`DELETE FROM blobs WHERE substr(key, 1, length(CAST($1 AS TEXT))) = CAST($1 AS TEXT)`, prefix)
 	if err != nil {

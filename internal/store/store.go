@@ -19,7 +19,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver; its Error carries the result code
 )
 
 // Dialect names the database behind a Store.
@@ -70,7 +70,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
 	s := &Store{db: db, dialect: dialect}
-	if err := s.Ping(ctx); err != nil {
+	if err := s.firstPing(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -97,6 +97,28 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// firstPing is Ping, patient with a brand-new SQLite file that other processes open at
+// the same moment: a connection switching it to WAL needs an exclusive lock, and SQLite
+// answers busy at once, without waiting, where waiting could deadlock. Once one of them
+// has switched the file (WAL mode persists), the others' retries go through.
+// A file held locked for longer (busy_timeout has then run out) is not retried.
+func (s *Store) firstPing(ctx context.Context) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := s.Ping(ctx)
+		var e *sqlite.Error
+		if err == nil || s.dialect != SQLite || attempt == 5 || time.Since(start) > time.Second ||
+			!errors.As(err, &e) || e.Code()&0xff != 5 { // 5: SQLITE_BUSY
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -109,7 +131,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	gooseDialect := goose.DialectSQLite3
 	if s.dialect == Postgres {
 		gooseDialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// Retry the lock every second (the minimum; the default is 5 s), for up to 5 minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return err
 		}
@@ -168,7 +191,10 @@ func parseURL(raw string) (Dialect, string, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
-		return SQLite, "file:" + path + "?" + q.Encode(), nil
+		// The DSN is an SQLite URI, where '#' would end the path and %XX be decoded:
+		// escape them so that the file is the one the path names.
+		uriPath := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3F").Replace(path)
+		return SQLite, "file:" + uriPath + "?" + q.Encode(), nil
 	default:
 		return "", "", errors.New("DATABASE_URL: want postgres://… or sqlite:PATH")
 	}

@@ -291,6 +291,13 @@ func TestDeleteBlobsByPrefix(t *testing.T) {
 			}
 		}
 		assert.ElementsMatch(t, []string{"b/a/5", "50abcXoff/3", "50%Xoff/4", "xzy/2", `backslash/2`, "日本語/2"}, remaining)
+
+		// An empty prefix would match every key: refused, nothing deleted.
+		n, err := s.DeleteBlobs(ctx, "")
+		assert.Error(t, err)
+		assert.Zero(t, n)
+		_, err = s.GetBlob(ctx, "b/a/5")
+		assert.NoError(t, err)
 	})
 }
 
