@@ -135,6 +135,12 @@ func startDev(t *testing.T, args []string, env map[string]string) (base string, 
 	for _, want := range []string{"Temporal", "simulator incidents", "simulator c42", "simulator geoip", "simulator kf"} {
 		assert.Contains(t, out.String(), want)
 	}
+	if env["TEMPORAL_ADDRESS"] != "" {
+		assert.Contains(t, out.String(), env["TEMPORAL_ADDRESS"]+" (namespace default)")
+		assert.NotContains(t, out.String(), "embedded")
+	} else {
+		assert.Contains(t, out.String(), "(embedded, namespace default)")
+	}
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -301,3 +307,25 @@ func (quietLogger) Debug(string, ...interface{}) {}
 func (quietLogger) Info(string, ...interface{})  {}
 func (quietLogger) Warn(string, ...interface{})  {}
 func (quietLogger) Error(string, ...interface{}) {}
+
+// With TEMPORAL_ADDRESS set, dev embeds no server and uses that one (here the test
+// environment's), still starting the simulators, the worker and the API.
+func TestDevUsesTemporalAddressInsteadOfEmbedding(t *testing.T) {
+	env := testenv.Start(t)
+	base, stop := startDev(t, []string{"--http-addr", "127.0.0.1:0", "--ui-addr", "off", "--data-dir", t.TempDir()},
+		map[string]string{"TEMPORAL_ADDRESS": env.Config.TemporalAddress})
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A ping started on that server is answered (by either worker polling it).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.PingWorkflowID("external"), TaskQueue: workflows.TaskQueue,
+	}, workflows.PingWorkflowType, workflows.PingInput{Message: "external"})
+	require.NoError(t, err)
+	require.NoError(t, run.Get(ctx, nil))
+	require.NoError(t, stop())
+}
