@@ -27,6 +27,16 @@ type Validator interface {
 // decode reads a JSON body into T: capped, unknown fields and trailing data rejected,
 // then T.Valid. Every failure is an *Error naming what is wrong.
 func decode[T Validator](c *gin.Context) (T, error) {
+	return decodeBody[T](c, false)
+}
+
+// decodeOptional is decode for routes whose body may be left out: no body at all gives
+// the zero T, still checked by Valid.
+func decodeOptional[T Validator](c *gin.Context) (T, error) {
+	return decodeBody[T](c, true)
+}
+
+func decodeBody[T Validator](c *gin.Context, optional bool) (T, error) {
 	var v T
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
@@ -37,7 +47,9 @@ func decode[T Validator](c *gin.Context) (T, error) {
 		return v, Errorf(CodeInvalid, "could not read body: "+err.Error())
 	}
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
+	if len(trimmed) == 0 && optional {
+		body = []byte("{}")
+	} else if len(trimmed) == 0 {
 		return v, Errorf(CodeInvalid, "body is empty: want a JSON object")
 	}
 	if string(trimmed) == "null" { // it would decode to the zero value without complaint

@@ -8,8 +8,11 @@ import (
 )
 
 // addRoutes is the whole API surface in one place.
-func addRoutes(r *gin.Engine, logger *slog.Logger, deps Deps) {
+func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(logger, deps.Checks))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+
+	r.POST("/sites/:site_id/outage-sync", handleOutageSyncStart(logger, deps.Temporal, cfg.OutagesSince))
+	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
 }

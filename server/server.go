@@ -4,11 +4,15 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 )
 
 // Config is what the API needs to know of relay's configuration.
@@ -17,10 +21,21 @@ type Config struct {
 	APIKeys []string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// OutagesSince is the cutoff of an outage sync started without one (KF_OUTAGES_SINCE).
+	OutagesSince time.Time
+}
+
+// Temporal is what the API asks of the Temporal client (client.Client has it all).
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
 }
 
 // Deps are the API's collaborators.
 type Deps struct {
+	// Temporal starts and inspects workflows.
+	Temporal Temporal
 	// Checks are what /readyz asks (Temporal, the database).
 	Checks []Check
 	// Registry collects the API's metrics and serves /metrics, with whatever else is
@@ -71,6 +86,6 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 	r.NoMethod(func(c *gin.Context) {
 		respondError(c, logger, Errorf(CodeMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
 	})
-	addRoutes(r, logger, deps)
+	addRoutes(r, logger, cfg, deps)
 	return r
 }

@@ -28,6 +28,7 @@ type Options struct {
 // Activities are the activity structs, each holding its upstream client and the store.
 type Activities struct {
 	Pinger *activities.Pinger
+	KF     *activities.KF
 }
 
 // Worker polls all of relay's task queues.
@@ -38,8 +39,8 @@ type Worker struct {
 
 // New builds (but does not start) a worker for each queue.
 func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
-	if acts.Pinger == nil {
-		return nil, errors.New("worker: Activities.Pinger is required")
+	if acts.Pinger == nil || acts.KF == nil {
+		return nil, errors.New("worker: every activity struct is required")
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 10 * time.Second
@@ -51,6 +52,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 		main.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}
 	main.RegisterActivity(acts.Pinger)
+	main.RegisterActivity(acts.KF)
 
 	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.DrainTimeout,

@@ -55,13 +55,13 @@ func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
 	}
 	if !slices.Contains(TaskQueues, queue) {
 		return PingResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("queue %q is not one of relay's task queues %v", queue, TaskQueues), "InvalidInput", nil)
+			fmt.Sprintf("queue %q is not one of relay's task queues %v", queue, TaskQueues), activities.ErrInvalidInput, nil)
 	}
 	if in.Sleep != "" {
 		d, err := time.ParseDuration(in.Sleep)
 		if err != nil || d < 0 || d > maxPingSleep {
 			return PingResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("sleep %q: want a duration from 0s to %s", in.Sleep, maxPingSleep), "InvalidInput", nil)
+				fmt.Sprintf("sleep %q: want a duration from 0s to %s", in.Sleep, maxPingSleep), activities.ErrInvalidInput, nil)
 		}
 		if err := workflow.Sleep(ctx, d); err != nil {
 			return PingResult{}, err

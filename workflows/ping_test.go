@@ -3,11 +3,13 @@ package workflows
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -24,6 +26,7 @@ type PingSuite struct {
 func TestPing(t *testing.T) { suite.Run(t, new(PingSuite)) }
 
 func (s *PingSuite) SetupTest() {
+	quiet(&s.WorkflowTestSuite)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.pinger = &activities.Pinger{Worker: "test-worker"}
 	s.env.RegisterActivity(s.pinger)
@@ -100,4 +103,9 @@ func (s *PingSuite) TestRejectsBadInputWithoutCallingTheActivity() {
 		s.Equal("InvalidInput", appErr.Type(), name)
 		s.True(appErr.NonRetryable(), name)
 	}
+}
+
+// quiet keeps the SDK test environment's per-activity DEBUG lines out of test output.
+func quiet(s *testsuite.WorkflowTestSuite) {
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 }

@@ -241,9 +241,15 @@ func (s *System) dialTemporal(ctx context.Context) error {
 }
 
 func (s *System) startWorker() error {
+	cfg := s.Config
+	metrics := activities.NewUpstreamMetrics(s.Registry)
 	w, err := worker.New(s.Client, worker.Activities{
 		Pinger: &activities.Pinger{Worker: identity()},
-	}, worker.Options{GeoIPRateLimit: s.Config.GeoIP.RateLimit})
+		KF: activities.NewKF(activities.KFOptions{
+			BaseURL: cfg.KF.URL, APIKey: cfg.KF.APIKey, HTTP: upstreamHTTPClient(),
+			Store: s.Store, Metrics: metrics, DefaultSince: cfg.KF.OutagesSince,
+		}),
+	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
 	if err != nil {
 		return err
 	}
@@ -258,7 +264,9 @@ func (s *System) startHTTP() error {
 	handler := server.New(s.logger, server.Config{
 		APIKeys:        s.Config.APIKeys,
 		TrustedProxies: s.Config.TrustedProxies,
+		OutagesSince:   s.Config.KF.OutagesSince,
 	}, server.Deps{
+		Temporal: s.Client,
 		Registry: s.Registry,
 		Checks: []server.Check{
 			{Name: "temporal", Run: func(ctx context.Context) error {
@@ -287,6 +295,15 @@ func (s *System) startHTTP() error {
 	}()
 	s.onStop(srv.Shutdown)
 	return nil
+}
+
+// upstreamHTTPClient is the client activities call upstream APIs with: a call that
+// hangs is cut off well inside the activities' own timeouts, so that it is retried.
+func upstreamHTTPClient() *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 32
+	transport.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: transport, Timeout: 45 * time.Second}
 }
 
 // identity names this process to Temporal as the SDK would: pid@host.

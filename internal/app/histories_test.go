@@ -34,11 +34,16 @@ func TestRecordHistories(t *testing.T) {
 	defer cancel()
 
 	runs := map[string]struct {
+		workflowID   string
 		workflowType string
 		input        any
 	}{
-		"Ping-basic.json":             {workflows.PingWorkflowType, workflows.PingInput{Message: "recorded"}},
-		"Ping-sleep-geoip-queue.json": {workflows.PingWorkflowType, workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue}},
+		"Ping-basic.json": {workflows.PingWorkflowID("record-basic"), workflows.PingWorkflowType,
+			workflows.PingInput{Message: "recorded"}},
+		"Ping-sleep-geoip-queue.json": {workflows.PingWorkflowID("record-sleep"), workflows.PingWorkflowType,
+			workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue}},
+		"SyncSiteOutages-kingfisher.json": {workflows.OutageSyncWorkflowID("kingfisher"), workflows.SyncSiteOutagesWorkflowType,
+			workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"}},
 	}
 	replayer := worker.NewWorkflowReplayer()
 	for name, wf := range workflows.All() {
@@ -46,7 +51,7 @@ func TestRecordHistories(t *testing.T) {
 	}
 	for file, r := range runs {
 		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.PingWorkflowID("record-" + file), TaskQueue: workflows.TaskQueue,
+			ID: r.workflowID, TaskQueue: workflows.TaskQueue,
 		}, r.workflowType, r.input)
 		require.NoError(t, err)
 		require.NoError(t, run.Get(ctx, nil))

@@ -98,6 +98,14 @@ func (s *Sim) SetKnobs(k Knobs) {
 	s.knobs = k
 }
 
+// Routes returns the handler API calls reach now, for tests to type-assert to an
+// upstream's own type (e.g. *KFAPI); it changes when Size or Seed do.
+func (s *Sim) Routes() http.Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routes
+}
+
 // Calls returns a copy of the calls received so far (the API's, not /_sim's).
 func (s *Sim) Calls() []Call {
 	s.mu.Lock()

@@ -71,7 +71,7 @@ func Upstreams() map[string]Upstream {
 				return messageBody(status, msg)
 			},
 			TooManyBody: func(time.Duration) any { return messageBody(http.StatusTooManyRequests, "Too Many Requests") },
-			Routes:      notYet(messageBody),
+			Routes:      kfRoutes,
 		},
 	}
 }

@@ -1,0 +1,189 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Error types of upstream failures, as workflows' retry policies name them. The first
+// four are the upstream saying no: retrying cannot help. The rest may pass on a retry.
+const (
+	ErrUpstreamBadRequest   = "UpstreamBadRequest"   // 400, 422
+	ErrUpstreamUnauthorized = "UpstreamUnauthorized" // 401, 403
+	ErrUpstreamNotFound     = "UpstreamNotFound"     // 404
+	ErrUpstreamBadResponse  = "UpstreamBadResponse"  // a 2xx body that does not decode
+	ErrUpstreamRejected     = "UpstreamRejected"     // any other 4xx
+	ErrUpstreamRateLimited  = "UpstreamRateLimited"  // 429
+	ErrUpstreamUnavailable  = "UpstreamUnavailable"  // 5xx
+	ErrUpstreamUnreachable  = "UpstreamUnreachable"  // connection refused, reset, timed out
+)
+
+// ErrInvalidInput is a workflow or activity input that can never succeed as given.
+const ErrInvalidInput = "InvalidInput"
+
+// NonRetryableUpstreamErrors lists the types a retry policy must not retry.
+var NonRetryableUpstreamErrors = []string{
+	ErrUpstreamBadRequest, ErrUpstreamUnauthorized, ErrUpstreamNotFound, ErrUpstreamBadResponse, ErrUpstreamRejected,
+}
+
+// maxUpstreamBody bounds what relay reads from an upstream answer.
+const maxUpstreamBody = 64 << 20
+
+// UpstreamMetrics count upstream calls by API and status for /metrics.
+type UpstreamMetrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewUpstreamMetrics registers the upstream call metrics on reg.
+func NewUpstreamMetrics(reg prometheus.Registerer) *UpstreamMetrics {
+	m := &UpstreamMetrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_upstream_requests_total",
+			Help: "Calls to upstream APIs, by API and status (a number, or error for no answer).",
+		}, []string{"api", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_upstream_request_duration_seconds",
+			Help:    "Time upstream APIs took to answer, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"api"}),
+	}
+	reg.MustRegister(m.calls, m.duration)
+	return m
+}
+
+func (m *UpstreamMetrics) observe(api, status string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.calls.WithLabelValues(api, status).Inc()
+	m.duration.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// upstream calls one API and sorts its failures into Temporal application errors.
+type upstream struct {
+	name    string
+	baseURL string
+	http    *http.Client
+	auth    func(*http.Request)
+	metrics *UpstreamMetrics
+}
+
+// do sends a request and returns the body of a 2xx answer.
+func (u *upstream) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.baseURL+path, reader)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s %s: %v", u.name, path, err), ErrUpstreamBadRequest, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if u.auth != nil {
+		u.auth(req)
+	}
+	start := time.Now()
+	resp, err := u.http.Do(req)
+	if err != nil {
+		u.metrics.observe(u.name, "error", time.Since(start))
+		return nil, temporal.NewApplicationErrorWithCause(
+			fmt.Sprintf("%s %s %s: no answer: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
+	u.metrics.observe(u.name, strconv.Itoa(resp.StatusCode), time.Since(start))
+	if err != nil {
+		return nil, temporal.NewApplicationErrorWithCause(
+			fmt.Sprintf("%s %s %s: answer cut short: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return data, nil
+	}
+	return nil, statusError(u.name, method, path, resp, data)
+}
+
+// getJSON GETs path and decodes the answer into out.
+func (u *upstream) getJSON(ctx context.Context, path string, out any) ([]byte, error) {
+	data, err := u.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, badResponse(u.name, path, err)
+	}
+	return data, nil
+}
+
+func badResponse(api, path string, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%s %s: answer is not what the API promises: %v", api, path, err), ErrUpstreamBadResponse, err)
+}
+
+// statusError sorts a non-2xx answer by kind, keeping the upstream's own message.
+func statusError(api, method, path string, resp *http.Response, body []byte) error {
+	msg := fmt.Sprintf("%s %s %s: %d %s", api, method, path, resp.StatusCode, upstreamMessage(body))
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests:
+		return temporal.NewApplicationErrorWithOptions(msg, ErrUpstreamRateLimited, temporal.ApplicationErrorOptions{
+			NextRetryDelay: retryAfter(resp.Header.Get("Retry-After")),
+		})
+	case code >= 500:
+		return temporal.NewApplicationError(msg, ErrUpstreamUnavailable)
+	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
+		return temporal.NewNonRetryableApplicationError(msg, ErrUpstreamBadRequest, nil)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return temporal.NewNonRetryableApplicationError(msg, ErrUpstreamUnauthorized, nil)
+	case code == http.StatusNotFound:
+		return temporal.NewNonRetryableApplicationError(msg, ErrUpstreamNotFound, nil)
+	case code >= 400:
+		return temporal.NewNonRetryableApplicationError(msg, ErrUpstreamRejected, nil)
+	default: // 1xx, 3xx: nothing relay asked for
+		return temporal.NewNonRetryableApplicationError(msg, ErrUpstreamBadResponse, nil)
+	}
+}
+
+// upstreamMessage finds the message in the envelopes the upstreams use:
+// {"message": "..."} or {"error": {"message": "..."}}; otherwise a short excerpt.
+func upstreamMessage(body []byte) string {
+	var env struct {
+		Message string `json:"message"`
+		Error   struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil {
+		if env.Message != "" {
+			return env.Message
+		}
+		if env.Error.Message != "" {
+			return env.Error.Message
+		}
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// retryAfter reads a Retry-After of whole seconds; 0 leaves the delay to the retry policy.
+func retryAfter(v string) time.Duration {
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	return 0
+}

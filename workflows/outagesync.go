@@ -1,0 +1,119 @@
+package workflows
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"relay/activities"
+)
+
+// kfRetryPolicy: the outage API answers 429 when the key is over its limit and 500 at
+// random; both pass with time, so back off up to half a minute, for a bounded number of
+// attempts. 400/403/404 and undecodable answers are the API saying no: never retried.
+var kfRetryPolicy = &temporal.RetryPolicy{
+	InitialInterval:        500 * time.Millisecond,
+	BackoffCoefficient:     2,
+	MaximumInterval:        30 * time.Second,
+	MaximumAttempts:        12,
+	NonRetryableErrorTypes: append([]string{activities.ErrInvalidUpstreamData, activities.ErrInvalidInput}, activities.NonRetryableUpstreamErrors...),
+}
+
+// kfActivityOptions bound each call; ScheduleToClose bounds all its retries together.
+var kfActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    time.Minute,
+	ScheduleToCloseTimeout: 10 * time.Minute,
+	RetryPolicy:            kfRetryPolicy,
+}
+
+// stagingCleanupOptions: dropping staged lists is housekeeping; a few tries, then leave it.
+var stagingCleanupOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+}
+
+// validSiteID is what a site id may look like: it becomes part of a workflow id and a URL.
+var validSiteID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidSiteID reports whether id can name a site.
+func ValidSiteID(id string) bool { return validSiteID.MatchString(id) }
+
+// OutageSyncWorkflowID names a site's sync: one per site runs at a time.
+func OutageSyncWorkflowID(siteID string) string { return "outage-sync/" + siteID }
+
+// SyncSiteOutagesInput is what a person types to re-run a sync from the CLI.
+type SyncSiteOutagesInput struct {
+	SiteID string `json:"site_id"`
+	// Since is the RFC 3339 cutoff; empty means the worker's KF_OUTAGES_SINCE.
+	Since string `json:"since,omitempty"`
+}
+
+// SyncSiteOutagesResult says what the sync did.
+type SyncSiteOutagesResult struct {
+	SiteID               string `json:"site_id"`
+	Since                string `json:"since"`
+	Fetched              int    `json:"fetched"`
+	Kept                 int    `json:"kept"`
+	DroppedBeforeSince   int    `json:"dropped_before_since"`
+	DroppedUnknownDevice int    `json:"dropped_unknown_device"`
+	Posted               int    `json:"posted"`
+}
+
+// SyncSiteOutages fetches all outages and the site's devices at once, keeps and names the
+// site's outages at or after the cutoff, and posts them once.
+func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOutagesResult, error) {
+	if !ValidSiteID(in.SiteID) {
+		return SyncSiteOutagesResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("site_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.SiteID), activities.ErrInvalidInput, nil)
+	}
+	if in.Since != "" {
+		if _, err := time.Parse(time.RFC3339Nano, in.Since); err != nil {
+			return SyncSiteOutagesResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("since %q: want an RFC 3339 time like 2022-01-01T00:00:00.000Z", in.Since), activities.ErrInvalidInput, nil)
+		}
+	}
+	logger := workflow.GetLogger(ctx)
+	ctx = workflow.WithActivityOptions(ctx, kfActivityOptions)
+	var kf *activities.KF
+
+	outagesF := workflow.ExecuteActivity(ctx, kf.FetchOutages, in.SiteID)
+	siteF := workflow.ExecuteActivity(ctx, kf.FetchSiteInfo, in.SiteID)
+	var staged activities.StagedOutages
+	var site activities.SiteInfo
+	if err := outagesF.Get(ctx, &staged); err != nil {
+		return SyncSiteOutagesResult{}, fmt.Errorf("fetch outages: %w", err)
+	}
+	if err := siteF.Get(ctx, &site); err != nil {
+		return SyncSiteOutagesResult{}, fmt.Errorf("fetch site %s: %w", in.SiteID, err)
+	}
+
+	var filtered activities.FilterResult
+	if err := workflow.ExecuteActivity(ctx, kf.FilterSiteOutages, activities.FilterInput{
+		SiteID: in.SiteID, Since: in.Since, OutagesKey: staged.Key, DevicesKey: site.DevicesKey,
+	}).Get(ctx, &filtered); err != nil {
+		return SyncSiteOutagesResult{}, fmt.Errorf("filter outages: %w", err)
+	}
+
+	var posted int
+	if err := workflow.ExecuteActivity(ctx, kf.PostSiteOutages, activities.PostInput{
+		SiteID: in.SiteID, PostKey: filtered.PostKey,
+	}).Get(ctx, &posted); err != nil {
+		return SyncSiteOutagesResult{}, fmt.Errorf("post site outages: %w", err)
+	}
+
+	cleanupCtx := workflow.WithActivityOptions(ctx, stagingCleanupOptions)
+	if err := workflow.ExecuteActivity(cleanupCtx, kf.DropStaged, in.SiteID).Get(ctx, nil); err != nil {
+		logger.Warn("staged lists left in the store", "error", err) // the sync itself succeeded
+	}
+
+	c := filtered.Counts
+	logger.Info("outages synced", "site_id", in.SiteID, "kept", c.Kept, "posted", posted)
+	return SyncSiteOutagesResult{
+		SiteID: in.SiteID, Since: filtered.Since,
+		Fetched: c.Fetched, Kept: c.Kept, DroppedBeforeSince: c.DroppedBeforeSince,
+		DroppedUnknownDevice: c.DroppedUnknownDevice, Posted: posted,
+	}, nil
+}
