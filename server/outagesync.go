@@ -13,7 +13,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"relay/workflows"
 )
@@ -150,11 +149,8 @@ func failureOf(err error, status enumspb.WorkflowExecutionStatus) *syncFailure {
 		return f
 	}
 	f.Message = err.Error()
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		var app *temporal.ApplicationError
-		if errors.As(e, &app) && app.Type() != "wrapError" {
-			f.Type, f.Message = app.Type(), app.Message()
-		}
+	if root := rootCause(err); root != nil {
+		f.Type, f.Message = root.Type(), root.Message()
 	}
 	return f
 }

@@ -23,6 +23,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// OutagesSince is the cutoff of an outage sync started without one (KF_OUTAGES_SINCE).
 	OutagesSince time.Time
+	// EventCacheTTL is how long a merged event is served from cache (C42_CACHE_TTL).
+	EventCacheTTL time.Duration
+	// EventCacheSize bounds the cache in entries (default 10,000: a few MB).
+	EventCacheSize int
 }
 
 // Temporal is what the API asks of the Temporal client (client.Client has it all).
@@ -52,6 +56,12 @@ func init() {
 func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
+	}
+	if cfg.EventCacheTTL <= 0 {
+		cfg.EventCacheTTL = 252 * time.Second
+	}
+	if cfg.EventCacheSize <= 0 {
+		cfg.EventCacheSize = 10_000
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

@@ -29,6 +29,7 @@ type Options struct {
 type Activities struct {
 	Pinger *activities.Pinger
 	KF     *activities.KF
+	C42    *activities.C42
 }
 
 // Worker polls all of relay's task queues.
@@ -39,7 +40,7 @@ type Worker struct {
 
 // New builds (but does not start) a worker for each queue.
 func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
-	if acts.Pinger == nil || acts.KF == nil {
+	if acts.Pinger == nil || acts.KF == nil || acts.C42 == nil {
 		return nil, errors.New("worker: every activity struct is required")
 	}
 	if opts.DrainTimeout == 0 {
@@ -53,6 +54,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	}
 	main.RegisterActivity(acts.Pinger)
 	main.RegisterActivity(acts.KF)
+	main.RegisterActivity(acts.C42)
 
 	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.DrainTimeout,

@@ -15,15 +15,17 @@ var TaskQueues = []string{TaskQueue, GeoIPTaskQueue}
 
 // Workflow type names, as the Web UI and the temporal CLI show them.
 const (
-	PingWorkflowType            = "Ping"
-	SyncSiteOutagesWorkflowType = "SyncSiteOutages"
+	PingWorkflowType                    = "Ping"
+	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
+	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
 )
 
 // All maps every workflow type name to its function: the worker registers these, and
 // the replay test replays histories against them.
 func All() map[string]any {
 	return map[string]any{
-		PingWorkflowType:            Ping,
-		SyncSiteOutagesWorkflowType: SyncSiteOutages,
+		PingWorkflowType:                    Ping,
+		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
+		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
 	}
 }

@@ -249,6 +249,9 @@ func (s *System) startWorker() error {
 			BaseURL: cfg.KF.URL, APIKey: cfg.KF.APIKey, HTTP: upstreamHTTPClient(),
 			Store: s.Store, Metrics: metrics, DefaultSince: cfg.KF.OutagesSince,
 		}),
+		C42: activities.NewC42(activities.C42Options{
+			BaseURL: cfg.C42.URL, Token: cfg.C42.Token, HTTP: upstreamHTTPClient(), Metrics: metrics,
+		}),
 	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
 	if err != nil {
 		return err
@@ -265,6 +268,7 @@ func (s *System) startHTTP() error {
 		APIKeys:        s.Config.APIKeys,
 		TrustedProxies: s.Config.TrustedProxies,
 		OutagesSince:   s.Config.KF.OutagesSince,
+		EventCacheTTL:  s.Config.C42.CacheTTL,
 	}, server.Deps{
 		Temporal: s.Client,
 		Registry: s.Registry,

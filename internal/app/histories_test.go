@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"relay/internal/histories"
+	"relay/internal/sim"
 	"relay/internal/testenv"
 	"relay/workflows"
 )
@@ -44,6 +45,8 @@ func TestRecordHistories(t *testing.T) {
 			workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue}},
 		"SyncSiteOutages-kingfisher.json": {workflows.OutageSyncWorkflowID("kingfisher"), workflows.SyncSiteOutagesWorkflowType,
 			workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"}},
+		"MergeEventSubscriptions-team-sync.json": {workflows.EventSubscriptionsWorkflowID(sim.C42EventTeamSync),
+			workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: sim.C42EventTeamSync}},
 	}
 	replayer := worker.NewWorkflowReplayer()
 	for name, wf := range workflows.All() {

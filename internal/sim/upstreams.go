@@ -47,7 +47,7 @@ func Upstreams() map[string]Upstream {
 			Unauthorized: http.StatusUnauthorized,
 			ErrorBody:    c42ErrorBody,
 			TooManyBody:  func(time.Duration) any { return c42ErrorBody(http.StatusTooManyRequests, "too many requests") },
-			Routes:       notYet(c42ErrorBody),
+			Routes:       c42Routes,
 		},
 		GeoIP: {
 			Name:         GeoIP,

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/singleflight"
+
+	"relay/activities"
+	"relay/internal/eventsubs"
+	"relay/workflows"
+)
+
+// eventCache holds merged events as ready-to-send JSON for a TTL, bounded by an LRU of
+// entries. Expired entries are dropped when next read: no goroutine sweeps it.
+type eventCache struct {
+	entries *lru.Cache[string, cachedEvent]
+	ttl     time.Duration
+	now     func() time.Time
+	// group lets concurrent misses of one id in this process share one workflow; the
+	// workflow id's conflict policy does the same across processes.
+	group   singleflight.Group
+	lookups *prometheus.CounterVec
+}
+
+type cachedEvent struct {
+	body    []byte
+	expires time.Time
+}
+
+func newEventCache(ttl time.Duration, size int, reg prometheus.Registerer) *eventCache {
+	entries, err := lru.New[string, cachedEvent](size)
+	if err != nil {
+		panic(err) // only for size <= 0, which New's caller never passes
+	}
+	return &eventCache{
+		entries: entries, ttl: ttl, now: time.Now,
+		lookups: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_cache_requests_total",
+			Help: "Cache lookups, by cache and result (hit or miss).",
+		}, []string{"cache", "result"})),
+	}
+}
+
+// get returns a fresh entry and how long it stays fresh.
+func (c *eventCache) get(id string) ([]byte, time.Duration, bool) {
+	e, ok := c.entries.Get(id)
+	if ok {
+		if left := e.expires.Sub(c.now()); left > 0 {
+			c.lookups.WithLabelValues("events", "hit").Inc()
+			return e.body, left, true
+		}
+		c.entries.Remove(id)
+	}
+	c.lookups.WithLabelValues("events", "miss").Inc()
+	return nil, 0, false
+}
+
+func (c *eventCache) add(id string, body []byte) {
+	c.entries.Add(id, cachedEvent{body: body, expires: c.now().Add(c.ttl)})
+}
+
+// handleEventWithSubscriptions answers from the cache, or runs the merge workflow (one per
+// id at a time) and caches its answer. Failures are never cached.
+func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *eventCache) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("event_id")
+		if !workflows.ValidEventID(id) {
+			msg := "want 1 to 128 of A-Z, a-z, 0-9, _ and -"
+			respondError(c, logger, &Error{Code: CodeInvalid, Message: "invalid fields: event_id: " + msg, Fields: map[string]string{"event_id": msg}})
+			return
+		}
+		if body, left, ok := cache.get(id); ok {
+			sendEvent(c, body, "HIT", left)
+			return
+		}
+		v, err, _ := cache.group.Do(id, func() (any, error) {
+			// Detached from this request: the others sharing the result must not fail
+			// because the first caller hung up.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.MergeTimeout+2*time.Second)
+			defer cancel()
+			body, err := mergeEvent(ctx, tc, id)
+			if err == nil {
+				cache.add(id, body)
+			}
+			return body, err
+		})
+		if err != nil {
+			respondError(c, logger, mergeError(logger, c, id, err))
+			return
+		}
+		sendEvent(c, v.([]byte), "MISS", cache.ttl)
+	}
+}
+
+func sendEvent(c *gin.Context, body []byte, cacheResult string, fresh time.Duration) {
+	c.Header("X-Cache", cacheResult)
+	c.Header("Cache-Control", "max-age="+strconv.Itoa(int(fresh.Seconds())))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+}
+
+// mergeEvent runs (or joins) the event's merge workflow and encodes its answer.
+func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.EventSubscriptionsWorkflowID(id),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowRunTimeout:       workflows.MergeTimeout,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id})
+	if err != nil {
+		return nil, fmt.Errorf("start merge: %w", err)
+	}
+	var merged eventsubs.Merged
+	if err := run.Get(ctx, &merged); err != nil {
+		return nil, err
+	}
+	return json.Marshal(merged)
+}
+
+// mergeError says what went wrong upstream in the API's terms: the event does not exist
+// (404), the calendar API refused or failed (502), or it was too slow (504).
+func mergeError(logger *slog.Logger, c *gin.Context, id string, err error) error {
+	var timeout *temporal.TimeoutError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) {
+		logger.WarnContext(c.Request.Context(), "merge timed out", "event_id", id, "error", err)
+		return Errorf(CodeGatewayTimeout, "the calendar API did not answer in time for event "+id)
+	}
+	root := rootCause(err)
+	if root == nil {
+		return temporalError(logger, c, "merge event "+id, err)
+	}
+	switch root.Type() {
+	case activities.ErrUpstreamNotFound:
+		return Errorf(CodeNotFound, "event "+id+" not found")
+	case activities.ErrInvalidInput:
+		return Errorf(CodeInvalid, root.Message())
+	}
+	logger.WarnContext(c.Request.Context(), "merge failed", "event_id", id, "error", err)
+	if root.Type() == activities.ErrUpstreamUnauthorized {
+		return Errorf(CodeBadGateway, "the calendar API refused relay's credentials")
+	}
+	return Errorf(CodeBadGateway, "the calendar API failed for event "+id+": "+root.Type())
+}
+
+// rootCause is the deepest application error in err's chain, past the workflow's own
+// wrapping: the activity's, which names what went wrong upstream. Nil when there is none.
+func rootCause(err error) *temporal.ApplicationError {
+	var root *temporal.ApplicationError
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var app *temporal.ApplicationError
+		if errors.As(e, &app) && app.Type() != "wrapError" {
+			root = app
+		}
+	}
+	return root
+}
