@@ -69,7 +69,7 @@ func (s *MergeSuite) TestEveryPageInUpstreamOrder() {
 			n = 50
 		}
 		// Later pages answer first: order must come from offsets, not arrival.
-		s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(off)).After(time.Duration(300-off) * time.Millisecond).
+		s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(off)).After(time.Duration(300-off)*time.Millisecond).
 			Return(activities.SubscriptionsPage{Offset: off, Names: names(off, n), Count: 250}, nil).Once()
 	}
 	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})

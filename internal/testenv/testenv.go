@@ -27,38 +27,52 @@ type Env struct {
 	HTTP *http.Client
 }
 
-// Option changes the configuration or the parts before start.
-type Option func(*config.Config, *app.Parts)
+// Option changes how the environment starts.
+type Option func(*setup)
+
+type setup struct {
+	cfg    config.Config
+	parts  app.Parts
+	logger *slog.Logger
+}
 
 // WithConfig lets a test set anything, e.g. API keys or simulator knobs.
 func WithConfig(f func(*config.Config)) Option {
-	return func(c *config.Config, _ *app.Parts) { f(c) }
+	return func(s *setup) { f(&s.cfg) }
+}
+
+// WithLogger sends relay's logs to l instead of the test log (benchmarks use it to pay
+// for formatting log lines, as a real process does).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *setup) { s.logger = l }
 }
 
 // OnDisk keeps the embedded server's history in a SQLite file, exactly as `relay dev`
 // does, instead of in memory.
 func OnDisk() Option {
-	return func(_ *config.Config, p *app.Parts) { p.InMemory = false }
+	return func(s *setup) { s.parts.InMemory = false }
 }
 
 // Start brings relay up and registers its stop with tb.Cleanup. Logs go to the test log
 // when RELAY_TEST_LOG is set (e.g. RELAY_TEST_LOG=debug), otherwise nowhere.
 func Start(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
-	cfg := config.Default()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TemporalListen = "127.0.0.1:0"
-	cfg.UIAddr = ""
-	cfg.DataDir = tb.TempDir()
-	parts := app.Dev
-	parts.InMemory = true
+	s := setup{cfg: config.Default(), parts: app.Dev}
+	s.cfg.HTTPAddr = "127.0.0.1:0"
+	s.cfg.TemporalListen = "127.0.0.1:0"
+	s.cfg.UIAddr = ""
+	s.cfg.DataDir = tb.TempDir()
+	s.parts.InMemory = true
 	for _, o := range opts {
-		o(&cfg, &parts)
+		o(&s)
+	}
+	if s.logger == nil {
+		s.logger = Logger(tb)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sys, err := app.Start(ctx, cfg, parts, Logger(tb))
+	sys, err := app.Start(ctx, s.cfg, s.parts, s.logger)
 	if err != nil {
 		tb.Fatalf("testenv: start relay: %v", err)
 	}
