@@ -178,8 +178,8 @@ func (a *KF) PostSiteOutages(ctx context.Context, in PostInput) (int, error) {
 	return len(kept), nil
 }
 
-// DropStaged removes what a sync run staged once it no longer needs it.
-func (a *KF) DropStaged(ctx context.Context, siteID string) error {
+// DropStagedOutages removes what a sync run staged once it no longer needs it.
+func (a *KF) DropStagedOutages(ctx context.Context, siteID string) error {
 	_, err := a.store.DeleteBlobs(ctx, stagingPrefix(ctx, siteID))
 	return err
 }

@@ -30,7 +30,7 @@ func handleHealthz() gin.HandlerFunc {
 // handleReadyz asks every check at once and answers 200 when all pass, else 503 naming
 // each one that is down. A check that ignores its deadline or panics reads as down too;
 // the reasons go to the log, not to the client.
-func handleReadyz(logger *slog.Logger, checks []Check) gin.HandlerFunc {
+func handleReadyz(logger *slog.Logger, checks []Check, details func() gin.H) gin.HandlerFunc {
 	type result struct {
 		name string
 		err  error
@@ -80,11 +80,12 @@ func handleReadyz(logger *slog.Logger, checks []Check) gin.HandlerFunc {
 		if len(down) > 0 {
 			sort.Strings(down)
 			c.JSON(http.StatusServiceUnavailable, gin.H{
-				"error":  Errorf(CodeUnavailable, "not ready: "+strings.Join(down, "; ")),
-				"checks": status,
+				"error":   Errorf(CodeUnavailable, "not ready: "+strings.Join(down, "; ")),
+				"checks":  status,
+				"details": details(),
 			})
 			return
 		}
-		respond(c, http.StatusOK, gin.H{"status": "ready", "checks": status})
+		respond(c, http.StatusOK, gin.H{"status": "ready", "checks": status, "details": details()})
 	}
 }

@@ -10,8 +10,18 @@ import (
 // addRoutes is the whole API surface in one place.
 func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/healthz", handleHealthz())
-	r.GET("/readyz", handleReadyz(logger, deps.Checks))
+	r.GET("/readyz", handleReadyz(logger, deps.Checks, func() gin.H {
+		// Informative, not a condition: an old snapshot is still served while upstream is down.
+		age, ok := deps.Incidents.Age()
+		if !ok {
+			return gin.H{"incidents_snapshot_age_seconds": nil}
+		}
+		return gin.H{"incidents_snapshot_age_seconds": int(age.Seconds())}
+	}))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+
+	r.GET("/incidents", handleIncidentsGet(logger, deps.Incidents))
+	r.POST("/incidents/refresh", handleIncidentsRefresh(logger, deps.Temporal))
 
 	events := handleEventWithSubscriptions(logger, deps.Temporal, newEventCache(cfg.EventCacheTTL, cfg.EventCacheSize, deps.Registry))
 	r.GET("/events-with-subscriptions/:event_id", events)

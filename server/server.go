@@ -40,6 +40,8 @@ type Temporal interface {
 type Deps struct {
 	// Temporal starts and inspects workflows.
 	Temporal Temporal
+	// Incidents holds the incident snapshot GET /incidents serves (its owner runs Watch).
+	Incidents *IncidentSnapshots
 	// Checks are what /readyz asks (Temporal, the database).
 	Checks []Check
 	// Registry collects the API's metrics and serves /metrics, with whatever else is
@@ -90,6 +92,10 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 		withAPIKeys(cfg.APIKeys, logger),
 		withBodyLimit(MaxBodyBytes, logger),
 	)
+	if deps.Incidents == nil {
+		deps.Incidents = NewIncidentSnapshots(nil, logger) // serves 503 until given a source
+	}
+	deps.Incidents.register(deps.Registry)
 	r.NoRoute(func(c *gin.Context) {
 		respondError(c, logger, Errorf(CodeNotFound, "no route for "+c.Request.URL.Path))
 	})

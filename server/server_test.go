@@ -170,7 +170,7 @@ func TestReadyzAllChecksPass(t *testing.T) {
 	hs := newHarness(t, Config{}, counted("temporal"), counted("database"))
 	rec := hs.get(t, "/readyz")
 	assert.Equal(t, http.StatusOK, rec.Code)
-	assert.JSONEq(t, `{"status":"ready","checks":{"temporal":"ok","database":"ok"}}`, rec.Body.String())
+	assert.JSONEq(t, `{"status":"ready","checks":{"temporal":"ok","database":"ok"},"details":{"incidents_snapshot_age_seconds":null}}`, rec.Body.String())
 	for _, name := range []string{"temporal", "database"} {
 		hasDeadline, ok := calls.Load(name)
 		if assert.True(t, ok, "check %s was not run", name) {
@@ -183,7 +183,7 @@ func TestReadyzWithoutChecksIsReady(t *testing.T) {
 	hs := newHarness(t, Config{})
 	rec := hs.get(t, "/readyz")
 	assert.Equal(t, http.StatusOK, rec.Code)
-	assert.JSONEq(t, `{"status":"ready","checks":{}}`, rec.Body.String())
+	assert.JSONEq(t, `{"status":"ready","checks":{},"details":{"incidents_snapshot_age_seconds":null}}`, rec.Body.String())
 }
 
 func TestReadyzNamesEachFailingCheck(t *testing.T) {
@@ -197,7 +197,8 @@ func TestReadyzNamesEachFailingCheck(t *testing.T) {
 	// Clients learn what is down; the reasons (which may name hosts) go to the log only.
 	assert.JSONEq(t, `{
 		"error": {"code": "unavailable", "message": "not ready: database: down; temporal: down"},
-		"checks": {"temporal": "down", "cache": "ok", "database": "down"}
+		"checks": {"temporal": "down", "cache": "ok", "database": "down"},
+		"details": {"incidents_snapshot_age_seconds": null}
 	}`, rec.Body.String())
 	assert.Contains(t, hs.log.String(), "connection refused")
 	assert.Contains(t, hs.log.String(), "too many clients")

@@ -27,9 +27,10 @@ type Options struct {
 
 // Activities are the activity structs, each holding its upstream client and the store.
 type Activities struct {
-	Pinger *activities.Pinger
-	KF     *activities.KF
-	C42    *activities.C42
+	Pinger    *activities.Pinger
+	KF        *activities.KF
+	C42       *activities.C42
+	Incidents *activities.Incidents
 }
 
 // Worker polls all of relay's task queues.
@@ -40,7 +41,7 @@ type Worker struct {
 
 // New builds (but does not start) a worker for each queue.
 func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
-	if acts.Pinger == nil || acts.KF == nil || acts.C42 == nil {
+	if acts.Pinger == nil || acts.KF == nil || acts.C42 == nil || acts.Incidents == nil {
 		return nil, errors.New("worker: every activity struct is required")
 	}
 	if opts.DrainTimeout == 0 {
@@ -55,6 +56,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	main.RegisterActivity(acts.Pinger)
 	main.RegisterActivity(acts.KF)
 	main.RegisterActivity(acts.C42)
+	main.RegisterActivity(acts.Incidents)
 
 	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.DrainTimeout,

@@ -18,6 +18,7 @@ const (
 	PingWorkflowType                    = "Ping"
 	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
 	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
+	AggregateIncidentsWorkflowType      = "AggregateIncidents"
 )
 
 // All maps every workflow type name to its function: the worker registers these, and
@@ -27,5 +28,6 @@ func All() map[string]any {
 		PingWorkflowType:                    Ping,
 		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
 		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
+		AggregateIncidentsWorkflowType:      AggregateIncidents,
 	}
 }

@@ -105,7 +105,7 @@ func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOut
 	}
 
 	cleanupCtx := workflow.WithActivityOptions(ctx, stagingCleanupOptions)
-	if err := workflow.ExecuteActivity(cleanupCtx, kf.DropStaged, in.SiteID).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(cleanupCtx, kf.DropStagedOutages, in.SiteID).Get(ctx, nil); err != nil {
 		logger.Warn("staged lists left in the store", "error", err) // the sync itself succeeded
 	}
 

@@ -64,7 +64,7 @@ var input = SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:
 func (s *OutageSyncSuite) TestSyncsAndCountsEverything() {
 	s.happyFetches()
 	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, activities.PostInput{SiteID: "kingfisher", PostKey: "k/post"}).Return(3, nil).Once()
-	s.env.OnActivity(s.kf.DropStaged, mock.Anything, "kingfisher").Return(nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.Equal(SyncSiteOutagesResult{
 		SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z",
@@ -86,7 +86,7 @@ func (s *OutageSyncSuite) TestFetchesRunConcurrently() {
 		}).Once()
 	s.env.OnActivity(s.kf.FilterSiteOutages, mock.Anything, mock.Anything).Return(filtered, nil).Once()
 	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, mock.Anything).Return(3, nil).Once()
-	s.env.OnActivity(s.kf.DropStaged, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, mock.Anything).Return(nil).Once()
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.result()
@@ -105,7 +105,7 @@ func (s *OutageSyncSuite) TestRetries500sThenPostsExactlyOnce() {
 		}
 		return 3, nil
 	}).Times(4)
-	s.env.OnActivity(s.kf.DropStaged, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.Equal(3, s.result().Posted)
 	s.Equal(4, posts, "three 500s, then one successful POST and no more")
@@ -123,7 +123,7 @@ func (s *OutageSyncSuite) TestRetries429OnTheFetches() {
 	s.env.OnActivity(s.kf.FetchSiteInfo, mock.Anything, "kingfisher").Return(siteInfo, nil).Once()
 	s.env.OnActivity(s.kf.FilterSiteOutages, mock.Anything, mock.Anything).Return(filtered, nil).Once()
 	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, mock.Anything).Return(3, nil).Once()
-	s.env.OnActivity(s.kf.DropStaged, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.Equal(3, s.result().Posted)
 	s.Equal(2, calls)
@@ -192,7 +192,7 @@ func (s *OutageSyncSuite) TestEmptySinceLeavesTheCutoffToTheWorker() {
 		SiteID: "kingfisher", OutagesKey: staged.Key, DevicesKey: siteInfo.DevicesKey,
 	}).Return(filtered, nil).Once()
 	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, mock.Anything).Return(3, nil).Once()
-	s.env.OnActivity(s.kf.DropStaged, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, SyncSiteOutagesInput{SiteID: "kingfisher"})
 	s.Equal("2022-01-01T00:00:00.000Z", s.result().Since)
 }

@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg config.Config, parts Parts, logger *slog.Log
 		return nil, err
 	}
 	if parts.Worker {
-		if err := s.startWorker(); err != nil {
+		if err := s.startWorker(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -240,7 +240,7 @@ func (s *System) dialTemporal(ctx context.Context) error {
 	return nil
 }
 
-func (s *System) startWorker() error {
+func (s *System) startWorker(ctx context.Context) error {
 	cfg := s.Config
 	metrics := activities.NewUpstreamMetrics(s.Registry)
 	w, err := worker.New(s.Client, worker.Activities{
@@ -252,6 +252,10 @@ func (s *System) startWorker() error {
 		C42: activities.NewC42(activities.C42Options{
 			BaseURL: cfg.C42.URL, Token: cfg.C42.Token, HTTP: upstreamHTTPClient(), Metrics: metrics,
 		}),
+		Incidents: activities.NewIncidents(activities.IncidentsOptions{
+			BaseURL: cfg.Incidents.URL, User: cfg.Incidents.User, Password: cfg.Incidents.Password,
+			HTTP: upstreamHTTPClient(), Store: s.Store, Metrics: metrics,
+		}),
 	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
 	if err != nil {
 		return err
@@ -260,18 +264,31 @@ func (s *System) startWorker() error {
 		return err
 	}
 	s.onStop(func(context.Context) error { w.Stop(); return nil })
-	return nil
+	_, _, err = s.Store.LatestSnapshotID(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return worker.EnsureIncidentsSchedule(ctx, s.Client, cfg.Incidents.RefreshInterval, errors.Is(err, store.ErrNotFound))
 }
 
 func (s *System) startHTTP() error {
+	// The API serves incident snapshots from memory and looks for a newer one twice a
+	// second, so that a published refresh is served within a second.
+	snaps := server.NewIncidentSnapshots(s.Store, s.logger)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); snaps.Watch(watchCtx, 500*time.Millisecond) }()
+	s.onStop(func(context.Context) error { stopWatch(); <-watched; return nil })
+
 	handler := server.New(s.logger, server.Config{
 		APIKeys:        s.Config.APIKeys,
 		TrustedProxies: s.Config.TrustedProxies,
 		OutagesSince:   s.Config.KF.OutagesSince,
 		EventCacheTTL:  s.Config.C42.CacheTTL,
 	}, server.Deps{
-		Temporal: s.Client,
-		Registry: s.Registry,
+		Temporal:  s.Client,
+		Incidents: snaps,
+		Registry:  s.Registry,
 		Checks: []server.Check{
 			{Name: "temporal", Run: func(ctx context.Context) error {
 				_, err := s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})

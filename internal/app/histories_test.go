@@ -47,6 +47,8 @@ func TestRecordHistories(t *testing.T) {
 			workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"}},
 		"MergeEventSubscriptions-team-sync.json": {workflows.EventSubscriptionsWorkflowID(sim.C42EventTeamSync),
 			workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: sim.C42EventTeamSync}},
+		"AggregateIncidents-manual.json": {"incidents/manual-recorded", workflows.AggregateIncidentsWorkflowType,
+			workflows.AggregateIncidentsInput{}},
 	}
 	replayer := worker.NewWorkflowReplayer()
 	for name, wf := range workflows.All() {

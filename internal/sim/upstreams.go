@@ -33,12 +33,12 @@ func Upstreams() map[string]Upstream {
 	return map[string]Upstream{
 		Incidents: {
 			Name:         Incidents,
-			Defaults:     Knobs{Credentials: DefaultIncidentsUser + ":" + DefaultIncidentsPassword, Size: 100, Seed: 1},
+			Defaults:     Knobs{Credentials: DefaultIncidentsUser + ":" + DefaultIncidentsPassword, Size: 700, Seed: 1},
 			Authorized:   basicAuth,
 			Unauthorized: http.StatusUnauthorized,
 			ErrorBody:    messageBody,
 			TooManyBody:  func(time.Duration) any { return messageBody(http.StatusTooManyRequests, "too many requests") },
-			Routes:       notYet(messageBody),
+			Routes:       incidentsRoutes,
 		},
 		C42: {
 			Name:         C42,
