@@ -20,7 +20,9 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	}))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
 
-	r.GET("/incidents", handleIncidentsGet(logger, deps.Incidents))
+	incidents := handleIncidentsGet(logger, deps.Incidents)
+	r.GET("/incidents", incidents)
+	r.HEAD("/incidents", incidents) // headers only: a cheap freshness check
 	r.POST("/incidents/refresh", handleIncidentsRefresh(logger, deps.Temporal))
 
 	events := handleEventWithSubscriptions(logger, deps.Temporal, newEventCache(cfg.EventCacheTTL, cfg.EventCacheSize, deps.Registry))
