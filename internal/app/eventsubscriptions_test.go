@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/sim"
 	"relay/internal/testenv"
@@ -176,4 +178,35 @@ func TestUpstreamFailuresMapToGatewayErrors(t *testing.T) {
 			assert.Greater(t, len(env.Sims.Sim(sim.C42).Calls()), before)
 		})
 	}
+}
+
+// Two server processes (here: two API servers on one Temporal) asked at once for one cold
+// event still cause one merge: the workflow id's conflict policy joins the running one.
+func TestColdEventFetchedOnceAcrossServerProcesses(t *testing.T) {
+	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "c42:latency=200ms" }))
+	cfg := env.Config
+	cfg.HTTPAddr = "127.0.0.1:0"
+	second, err := app.Start(t.Context(), cfg, app.Server, testenv.Logger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+
+	bases := []string{env.BaseURL, "http://" + second.HTTPAddr}
+	var wg sync.WaitGroup
+	statuses := make([]int, 40)
+	for i := range statuses {
+		wg.Go(func() {
+			resp, err := env.HTTP.Get(bases[i%2] + "/events-with-subscriptions/" + allHands)
+			if err == nil {
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		assert.Equal(t, http.StatusOK, s, "request %d", i)
+	}
+	c42 := env.Sims.Sim(sim.C42)
+	assert.Equal(t, 1, c42.CallCount(eventsAPI), "one merge for both processes")
+	assert.Equal(t, 1, c42.CallCount(subsAPI))
 }
