@@ -246,4 +246,3 @@ func largestPayload(tb testing.TB, env *testenv.Env, workflowID string) int {
 	}
 	return largest
 }
-
