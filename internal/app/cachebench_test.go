@@ -73,44 +73,8 @@ func BenchmarkEventCacheHit(b *testing.B) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 
-	bare := gin.New()
-	bare.GET("/events-with-subscriptions/:event_id", func(c *gin.Context) {
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: bare}
-	go srv.Serve(l)
-	defer srv.Shutdown(context.Background())
-	bareURL := "http://" + l.Addr().String() + "/events-with-subscriptions/" + sim.C42EventTeamSync
-
-	const conns, round, rounds = 64, 3 * time.Second, 3
-	var relayRPS, bareRPS float64
-	var relayLat, bareLat []time.Duration
-	for b.Loop() {
-		load(b, bareURL, conns, time.Second) // warm both
-		load(b, relayURL, conns, time.Second)
-		for range rounds {
-			rps, lat := load(b, bareURL, conns, round)
-			bareRPS += rps / rounds
-			bareLat = append(bareLat, lat...)
-			rps, lat = load(b, relayURL, conns, round)
-			relayRPS += rps / rounds
-			relayLat = append(relayLat, lat...)
-		}
-	}
-	slices.Sort(relayLat)
-	slices.Sort(bareLat)
-	b.ReportMetric(relayRPS, "relay-req/s")
-	b.ReportMetric(bareRPS, "bare-req/s")
-	b.ReportMetric(relayRPS/bareRPS*100, "throughput-%-of-bare")
-	b.ReportMetric(ms(percentile(relayLat, 50)), "relay-p50-ms")
-	b.ReportMetric(ms(percentile(bareLat, 50)), "bare-p50-ms")
-	b.ReportMetric(ms(percentile(relayLat, 99)), "relay-p99-ms")
-	b.ReportMetric(ms(percentile(bareLat, 99)), "bare-p99-ms")
-	b.ReportMetric(float64(percentile(relayLat, 99))/float64(percentile(bareLat, 99)), "p99-ratio")
+	bareURL := serveBare(b, "/events-with-subscriptions/"+sim.C42EventTeamSync, body)
+	sideBySide(b, bareURL, relayURL, 3, nil).report(b)
 }
 
 // BenchmarkEventCacheMiss asks for events nobody asked for before, one after another,
@@ -155,3 +119,66 @@ func BenchmarkEventCacheMiss(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// benchConns and benchRound shape the side-by-side runs: 64 keep-alive connections, rounds
+// of 3 s after a warm-up second each.
+const (
+	benchConns = 64
+	benchRound = 3 * time.Second
+)
+
+// serveBare serves body at path from a bare gin.New() on loopback: the ceiling relay is
+// measured against. It returns the URL.
+func serveBare(b *testing.B, path string, body []byte) string {
+	b.Helper()
+	bare := gin.New()
+	bare.GET(path, func(c *gin.Context) { c.Data(http.StatusOK, "application/json; charset=utf-8", body) })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: bare}
+	go srv.Serve(l)
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return "http://" + l.Addr().String() + path
+}
+
+type sideBySideResult struct {
+	bareRPS, relayRPS float64
+	bareLat, relayLat []time.Duration
+}
+
+// sideBySide loads bare and relay in alternating rounds; also, if set, runs after each
+// pair of rounds (for a third variant).
+func sideBySide(b *testing.B, bareURL, relayURL string, rounds int, also func()) sideBySideResult {
+	var r sideBySideResult
+	for b.Loop() {
+		load(b, bareURL, benchConns, time.Second) // warm both
+		load(b, relayURL, benchConns, time.Second)
+		for range rounds {
+			rps, lat := load(b, bareURL, benchConns, benchRound)
+			r.bareRPS += rps / float64(rounds)
+			r.bareLat = append(r.bareLat, lat...)
+			rps, lat = load(b, relayURL, benchConns, benchRound)
+			r.relayRPS += rps / float64(rounds)
+			r.relayLat = append(r.relayLat, lat...)
+			if also != nil {
+				also()
+			}
+		}
+	}
+	slices.Sort(r.bareLat)
+	slices.Sort(r.relayLat)
+	return r
+}
+
+func (r sideBySideResult) report(b *testing.B) {
+	b.ReportMetric(r.relayRPS, "relay-req/s")
+	b.ReportMetric(r.bareRPS, "bare-req/s")
+	b.ReportMetric(r.relayRPS/r.bareRPS*100, "throughput-%-of-bare")
+	b.ReportMetric(ms(percentile(r.relayLat, 50)), "relay-p50-ms")
+	b.ReportMetric(ms(percentile(r.bareLat, 50)), "bare-p50-ms")
+	b.ReportMetric(ms(percentile(r.relayLat, 99)), "relay-p99-ms")
+	b.ReportMetric(ms(percentile(r.bareLat, 99)), "bare-p99-ms")
+	b.ReportMetric(float64(percentile(r.relayLat, 99))/float64(percentile(r.bareLat, 99)), "p99-ratio")
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
 
 	"relay/internal/config"
@@ -50,45 +48,17 @@ func BenchmarkIncidentsGet(b *testing.B) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			bare := gin.New()
-			bare.GET("/incidents", func(c *gin.Context) { c.Data(http.StatusOK, "application/json; charset=utf-8", body) })
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := &http.Server{Handler: bare}
-			go srv.Serve(l)
-			defer srv.Shutdown(context.Background())
-			bareURL := "http://" + l.Addr().String() + "/incidents"
-
-			const conns, round, rounds = 64, 3 * time.Second, 2
-			var relayRPS, bareRPS, gzipRPS float64
-			var relayLat, bareLat []time.Duration
-			for b.Loop() {
-				load(b, bareURL, conns, time.Second)
-				load(b, url, conns, time.Second)
-				for range rounds {
-					rps, lat := load(b, bareURL, conns, round)
-					bareRPS += rps / rounds
-					bareLat = append(bareLat, lat...)
-					rps, lat = load(b, url, conns, round)
-					relayRPS += rps / rounds
-					relayLat = append(relayLat, lat...)
-					rps, _ = loadGzip(b, url, conns, round)
-					gzipRPS += rps / rounds
-				}
-			}
-			slices.Sort(relayLat)
-			slices.Sort(bareLat)
+			bareURL := serveBare(b, "/incidents", body)
+			const rounds = 2
+			var gzipRPS float64
+			r := sideBySide(b, bareURL, url, rounds, func() {
+				rps, _ := loadGzip(b, url, benchConns, benchRound)
+				gzipRPS += rps / rounds
+			})
+			r.report(b)
 			b.ReportMetric(float64(len(body))/1e6, "MB-body")
-			b.ReportMetric(bareRPS, "bare-req/s")
-			b.ReportMetric(relayRPS, "relay-req/s")
-			b.ReportMetric(relayRPS/bareRPS*100, "throughput-%-of-bare")
-			b.ReportMetric(float64(percentile(relayLat, 99))/float64(percentile(bareLat, 99)), "p99-ratio")
-			b.ReportMetric(ms(percentile(bareLat, 99)), "bare-p99-ms")
-			b.ReportMetric(ms(percentile(relayLat, 99)), "relay-p99-ms")
 			b.ReportMetric(gzipRPS, "gzip-req/s")
-			b.ReportMetric(gzipRPS/bareRPS, "gzip-x-bare")
+			b.ReportMetric(gzipRPS/r.bareRPS, "gzip-x-bare")
 		})
 	}
 }
