@@ -51,13 +51,13 @@ func Upstreams() map[string]Upstream {
 		},
 		GeoIP: {
 			Name:         GeoIP,
-			Defaults:     Knobs{RateLimit: 5, Seed: 1},
+			Defaults:     Knobs{RateLimit: 5, HiccupDelay: 5 * time.Second, Seed: 1}, // hiccup-rate alone gives the spec's 5 s stalls
 			Unauthorized: http.StatusUnauthorized,
 			ErrorBody:    messageBody,
 			TooManyBody: func(remaining time.Duration) any {
 				return map[string]float64{"period_remaining": remaining.Seconds()}
 			},
-			Routes: notYet(messageBody),
+			Routes: geoipRoutes,
 		},
 		KF: {
 			Name:         KF,
