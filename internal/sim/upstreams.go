@@ -27,8 +27,7 @@ const (
 	DefaultKFKey             = "relay-dev-key"
 )
 
-// Upstreams returns the four APIs of spec/upstreams.md. Each job's own issue fills in its
-// routes; until then an upstream answers every API call with its own 404 envelope.
+// Upstreams returns the four APIs of spec/upstreams.md.
 func Upstreams() map[string]Upstream {
 	return map[string]Upstream{
 		Incidents: {
@@ -73,15 +72,6 @@ func Upstreams() map[string]Upstream {
 			TooManyBody: func(time.Duration) any { return messageBody(http.StatusTooManyRequests, "Too Many Requests") },
 			Routes:      kfRoutes,
 		},
-	}
-}
-
-// notYet answers every API route with a 404 in the upstream's envelope.
-func notYet(body func(int, string) any) func(Knobs) http.Handler {
-	return func(Knobs) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusNotFound, body(http.StatusNotFound, "no such route: "+r.URL.Path))
-		})
 	}
 }
 
