@@ -77,6 +77,9 @@ type upstream struct {
 	http    *http.Client
 	auth    func(*http.Request)
 	metrics *UpstreamMetrics
+	// retryAfter, if set, reads how long to wait from a 429's body (the geo API says it
+	// there, not in a header).
+	retryAfter func(body []byte) time.Duration
 }
 
 // do sends a request and returns the body of a 2xx answer.
@@ -113,7 +116,14 @@ func (u *upstream) do(ctx context.Context, method, path string, body []byte) ([]
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return data, nil
 	}
-	return nil, statusError(u.name, method, path, resp, data)
+	err = statusError(u.name, method, path, resp, data)
+	if resp.StatusCode == http.StatusTooManyRequests && u.retryAfter != nil {
+		if d := u.retryAfter(data); d > 0 {
+			err = temporal.NewApplicationErrorWithOptions(err.Error(), ErrUpstreamRateLimited,
+				temporal.ApplicationErrorOptions{NextRetryDelay: d})
+		}
+	}
+	return nil, err
 }
 
 // getJSON GETs path and decodes the answer into out.

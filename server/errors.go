@@ -62,3 +62,9 @@ func Status(err error) int {
 type envelope struct {
 	Error *Error `json:"error"`
 }
+
+// statusEnvelope is the error body of the event endpoints, which add "status".
+type statusEnvelope struct {
+	Error  *Error `json:"error"`
+	Status string `json:"status"` // always "error"
+}

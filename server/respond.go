@@ -123,15 +123,27 @@ func respond(c *gin.Context, status int, v any) {
 	c.JSON(status, v)
 }
 
-// respondError writes err in the error envelope. Internal errors are logged with the
+// respondError writes err in the error envelope; on the event endpoints the envelope
+// also has "status": "error" (see isEventPath). Internal errors are logged with the
 // request id and shown only as "internal error".
 func respondError(c *gin.Context, logger *slog.Logger, err error) {
+	e := clientError(c, logger, err)
+	c.Abort()
+	if isEventPath(c.Request.URL.Path) {
+		c.JSON(Status(e), statusEnvelope{Error: e, Status: statusError})
+		return
+	}
+	c.JSON(Status(e), envelope{Error: e})
+}
+
+// clientError is what the client is told of err: err's *Error, or for anything else
+// "internal error", with the detail logged.
+func clientError(c *gin.Context, logger *slog.Logger, err error) *Error {
 	var e *Error
 	if !errors.As(err, &e) || statusByCode[e.Code] == 0 {
 		logger.ErrorContext(c.Request.Context(), "internal error",
 			"error", err, "request_id", requestID(c), "route", c.FullPath())
 		e = Errorf(CodeInternal, "internal error")
 	}
-	c.Abort()
-	c.JSON(Status(e), envelope{Error: e})
+	return e
 }

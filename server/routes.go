@@ -29,6 +29,14 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/events-with-subscriptions/:event_id", events)
 	r.GET("/events-with-subscriptions/:event_id/", events)
 
+	submit := handleEventSubmit(logger, deps.Events, newSubmitLimiter(cfg.SubmitRate, cfg.SubmitBurst, submitLimitersSize), deps.EventAccepted)
+	r.POST("/event/submit", submit)
+	r.POST("/event/submit/", submit)
+	event := handleEventGet(logger, deps.Events)
+	r.GET("/event/:task_id", event)
+	r.GET("/event/:task_id/", event)
+	r.GET("/events", handleEventsList(logger, deps.Events))
+
 	r.POST("/sites/:site_id/outage-sync", handleOutageSyncStart(logger, deps.Temporal, cfg.OutagesSince))
 	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
 }

@@ -27,6 +27,10 @@ type Config struct {
 	EventCacheTTL time.Duration
 	// EventCacheSize bounds the cache in entries (default 10,000: a few MB).
 	EventCacheSize int
+	// SubmitRate is how many event submissions per second a client IP may make
+	// (default 20 when <= 0); SubmitBurst is how many it may make at once (default 40).
+	SubmitRate  float64
+	SubmitBurst int
 }
 
 // Temporal is what the API asks of the Temporal client (client.Client has it all).
@@ -47,6 +51,13 @@ type Deps struct {
 	// Registry collects the API's metrics and serves /metrics, with whatever else is
 	// registered on it (the Temporal SDK's, the Go runtime's).
 	Registry *prometheus.Registry
+	// Events stores submitted events and reads them back. Without it the event
+	// endpoints answer 503.
+	Events EventStore
+	// EventAccepted, if set, is called after each new event is stored (it must not
+	// block), so an in-process dispatcher can start its workflow at once instead of at
+	// its next poll. A repeated submission (same Idempotency-Key) does not call it.
+	EventAccepted func()
 }
 
 func init() {
@@ -64,6 +75,15 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 	}
 	if cfg.EventCacheSize <= 0 {
 		cfg.EventCacheSize = 10_000
+	}
+	if !(cfg.SubmitRate > 0) { // NaN too
+		cfg.SubmitRate = defaultSubmitRate
+	}
+	if cfg.SubmitBurst <= 0 {
+		cfg.SubmitBurst = defaultSubmitBurst
+	}
+	if deps.Events == nil {
+		deps.Events = noEventStore{}
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

@@ -31,6 +31,7 @@ type Activities struct {
 	KF        *activities.KF
 	C42       *activities.C42
 	Incidents *activities.Incidents
+	Geo       *activities.Geo
 }
 
 // Worker polls all of relay's task queues.
@@ -41,7 +42,7 @@ type Worker struct {
 
 // New builds (but does not start) a worker for each queue.
 func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
-	if acts.Pinger == nil || acts.KF == nil || acts.C42 == nil || acts.Incidents == nil {
+	if acts.Pinger == nil || acts.KF == nil || acts.C42 == nil || acts.Incidents == nil || acts.Geo == nil {
 		return nil, errors.New("worker: every activity struct is required")
 	}
 	if opts.DrainTimeout == 0 {
@@ -57,6 +58,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	main.RegisterActivity(acts.KF)
 	main.RegisterActivity(acts.C42)
 	main.RegisterActivity(acts.Incidents)
+	main.RegisterActivity(acts.Geo) // its cache and store steps; Locate runs on relay-geoip
 
 	geo := sdkworker.New(c, workflows.GeoIPTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: opts.DrainTimeout,
@@ -65,8 +67,12 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 		TaskQueueActivitiesPerSecond: opts.GeoIPRateLimit,
 		// Activities here only wait on the API; never let this worker run workflows.
 		DisableWorkflowWorker: true,
+		// Calls wait for their slot of the rate limit inside the activity; a few at a time
+		// is enough to use the whole budget, and leaves the backlog in the task queue.
+		MaxConcurrentActivityExecutionSize: 16,
 	})
 	geo.RegisterActivity(acts.Pinger)
+	geo.RegisterActivity(acts.Geo)
 
 	return &Worker{
 		queues:  []string{workflows.TaskQueue, workflows.GeoIPTaskQueue},

@@ -19,6 +19,7 @@ const (
 	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
 	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
 	AggregateIncidentsWorkflowType      = "AggregateIncidents"
+	GeolocateEventWorkflowType          = "GeolocateEvent"
 )
 
 // All maps every workflow type name to its function: the worker registers these, and
@@ -29,5 +30,6 @@ func All() map[string]any {
 		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
 		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
 		AggregateIncidentsWorkflowType:      AggregateIncidents,
+		GeolocateEventWorkflowType:          GeolocateEvent,
 	}
 }

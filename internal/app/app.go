@@ -59,9 +59,10 @@ type System struct {
 	Registry *prometheus.Registry
 	HTTPAddr string // where the API listens, "" without one
 
-	logger *slog.Logger
-	stops  []func(context.Context) error // in start order; Stop runs them backwards
-	served chan error
+	logger     *slog.Logger
+	dispatcher *worker.Dispatcher            // nil without a worker
+	stops      []func(context.Context) error // in start order; Stop runs them backwards
+	served     chan error
 }
 
 // Start brings up the parts in dependency order. On error, whatever started is stopped.
@@ -243,6 +244,13 @@ func (s *System) dialTemporal(ctx context.Context) error {
 func (s *System) startWorker(ctx context.Context) error {
 	cfg := s.Config
 	metrics := activities.NewUpstreamMetrics(s.Registry)
+	geo, err := activities.NewGeo(activities.GeoOptions{
+		BaseURL: cfg.GeoIP.URL, HTTP: upstreamHTTPClient(), Store: s.Store, Metrics: metrics,
+		RateLimit: cfg.GeoIP.RateLimit, CacheTTL: cfg.GeoIP.CacheTTL,
+	})
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(s.Client, worker.Activities{
 		Pinger: &activities.Pinger{Worker: identity()},
 		KF: activities.NewKF(activities.KFOptions{
@@ -256,6 +264,7 @@ func (s *System) startWorker(ctx context.Context) error {
 			BaseURL: cfg.Incidents.URL, User: cfg.Incidents.User, Password: cfg.Incidents.Password,
 			HTTP: upstreamHTTPClient(), Store: s.Store, Metrics: metrics,
 		}),
+		Geo: geo,
 	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
 	if err != nil {
 		return err
@@ -264,6 +273,14 @@ func (s *System) startWorker(ctx context.Context) error {
 		return err
 	}
 	s.onStop(func(context.Context) error { w.Stop(); return nil })
+
+	// The dispatcher starts the workflows of accepted events (see worker.Dispatcher).
+	s.dispatcher = worker.NewDispatcher(s.Store, s.Client, s.logger, 200*time.Millisecond)
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan struct{})
+	go func() { defer close(dispatched); s.dispatcher.Run(dispatchCtx) }()
+	s.onStop(func(context.Context) error { stopDispatch(); <-dispatched; return nil })
+
 	_, _, err = s.Store.LatestSnapshotID(ctx)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -285,10 +302,14 @@ func (s *System) startHTTP() error {
 		TrustedProxies: s.Config.TrustedProxies,
 		OutagesSince:   s.Config.KF.OutagesSince,
 		EventCacheTTL:  s.Config.C42.CacheTTL,
+		SubmitRate:     s.Config.GeoIP.SubmitRate,
+		SubmitBurst:    int(2 * s.Config.GeoIP.SubmitRate),
 	}, server.Deps{
-		Temporal:  s.Client,
-		Incidents: snaps,
-		Registry:  s.Registry,
+		Temporal:      s.Client,
+		Incidents:     snaps,
+		Events:        s.Store,
+		EventAccepted: s.notifyDispatcher,
+		Registry:      s.Registry,
 		Checks: []server.Check{
 			{Name: "temporal", Run: func(ctx context.Context) error {
 				_, err := s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})
@@ -316,6 +337,14 @@ func (s *System) startHTTP() error {
 	}()
 	s.onStop(srv.Shutdown)
 	return nil
+}
+
+// notifyDispatcher wakes this process's dispatcher, if it runs one, so that an accepted
+// event's workflow starts at once; another process's dispatcher finds it at its next poll.
+func (s *System) notifyDispatcher() {
+	if s.dispatcher != nil {
+		s.dispatcher.Notify()
+	}
 }
 
 // upstreamHTTPClient is the client activities call upstream APIs with: a call that

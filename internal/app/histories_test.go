@@ -2,9 +2,12 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,4 +68,22 @@ func TestRecordHistories(t *testing.T) {
 		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), path), file)
 		t.Logf("recorded %s", path)
 	}
+
+	// GeolocateEvent runs for a submitted event: submit one and record its workflow.
+	resp, body := env.Do(t, http.MethodPost, "/event/submit/", strings.NewReader(`{"name":"recorded","status_code":200}`))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
+	var sub struct {
+		Data struct {
+			TaskID string `json:"task_id"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &sub))
+	id := workflows.GeoEventWorkflowID(sub.Data.TaskID)
+	require.Eventually(t, func() bool {
+		return env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil) == nil
+	}, 30*time.Second, 50*time.Millisecond)
+	path := filepath.Join(dir, "GeolocateEvent-private-ip.json")
+	require.NoError(t, histories.Record(ctx, env.Client, id, "", path))
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), path))
+	t.Logf("recorded %s", path)
 }

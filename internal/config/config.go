@@ -66,6 +66,9 @@ type C42 struct {
 type GeoIP struct {
 	URL       string
 	RateLimit float64
+	CacheTTL  time.Duration // how long a located IP is reused
+	// SubmitRate is how many events one client may submit per second.
+	SubmitRate float64
 }
 
 // KF configures the outage API.
@@ -89,7 +92,7 @@ func Default() Config {
 		SimListen:         "127.0.0.1",
 		Incidents:         Incidents{RefreshInterval: 5 * time.Minute},
 		C42:               C42{CacheTTL: 252 * time.Second},
-		GeoIP:             GeoIP{RateLimit: 5},
+		GeoIP:             GeoIP{RateLimit: 5, CacheTTL: 24 * time.Hour, SubmitRate: 20},
 		KF: KF{
 			SiteID:       "norwich-pear-tree",
 			OutagesSince: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -161,6 +164,8 @@ var settings = []setting{
 	{"C42_CACHE_TTL", "how long a merged event is served from cache (a `duration`)", HTTP, false, func(c *Config) value { return durationValue{&c.C42.CacheTTL} }},
 	{"GEOIP_API_URL", "geolocation API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.GeoIP.URL} }},
 	{"GEOIP_RATE_LIMIT", "`requests` per second the geolocation API allows", Upstream, false, func(c *Config) value { return rateValue{&c.GeoIP.RateLimit} }},
+	{"GEOIP_CACHE_TTL", "how long a located IP is reused without asking the geolocation API (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.GeoIP.CacheTTL} }},
+	{"RELAY_SUBMIT_RATE_LIMIT", "event `submissions` per second allowed per client IP", HTTP, false, func(c *Config) value { return rateValue{&c.GeoIP.SubmitRate} }},
 	{"KF_API_URL", "outage API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.KF.URL} }},
 	{"KF_API_KEY", "outage API `key`", Upstream, true, func(c *Config) value { return stringValue{&c.KF.APIKey} }},
 	{"KF_SITE_ID", "`site` synced by default", Upstream | HTTP, false, func(c *Config) value { return stringValue{&c.KF.SiteID} }},

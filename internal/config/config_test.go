@@ -80,6 +80,8 @@ func TestDefaults(t *testing.T) {
 		{"Incidents.RefreshInterval", cfg.Incidents.RefreshInterval, 5 * time.Minute},
 		{"C42.CacheTTL", cfg.C42.CacheTTL, 252 * time.Second},
 		{"GeoIP.RateLimit", cfg.GeoIP.RateLimit, 5.0},
+		{"GeoIP.CacheTTL", cfg.GeoIP.CacheTTL, 24 * time.Hour},
+		{"GeoIP.SubmitRate", cfg.GeoIP.SubmitRate, 20.0},
 		{"KF.SiteID", cfg.KF.SiteID, "norwich-pear-tree"},
 		{"KF.OutagesSince", cfg.KF.OutagesSince, time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
@@ -179,6 +181,8 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"C42_CACHE_TTL":              "1m",
 		"GEOIP_API_URL":              "http://geoip.example:8080",
 		"GEOIP_RATE_LIMIT":           "2.5",
+		"GEOIP_CACHE_TTL":            "1h",
+		"RELAY_SUBMIT_RATE_LIMIT":    "7",
 		"KF_API_URL":                 "https://kf.example",
 		"KF_API_KEY":                 "key",
 		"KF_SITE_ID":                 "kingfisher",
@@ -208,7 +212,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		SimListen:      "0.0.0.0",
 		Incidents:      Incidents{URL: "http://incidents.example", User: "user", Password: "pw", RefreshInterval: 90 * time.Second},
 		C42:            C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute},
-		GeoIP:          GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5},
+		GeoIP:          GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour, SubmitRate: 7},
 		KF:             KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher"},
 	}
 	// Compare the time as an instant, then the rest.

@@ -1,0 +1,161 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"relay/internal/config"
+	"relay/internal/sim"
+	"relay/internal/testenv"
+)
+
+type eventView struct {
+	TaskID   string          `json:"task_id"`
+	IP       string          `json:"ip"`
+	State    string          `json:"state"`
+	Location json.RawMessage `json:"location"`
+}
+
+// geoEnv runs relay trusting the test's own loopback as a proxy, so that each submission
+// can come "from" the client IP in X-Forwarded-For.
+func geoEnv(t *testing.T, knobs string) *testenv.Env {
+	return testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.GeoIP.SubmitRate = 1000
+		c.SimKnobs = knobs
+	}))
+}
+
+func submit(t *testing.T, env *testenv.Env, ip, body string, header ...string) string {
+	t.Helper()
+	resp, b := env.Do(t, http.MethodPost, "/event/submit/", strings.NewReader(body), append([]string{"X-Forwarded-For", ip}, header...)...)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(b))
+	var ok struct {
+		Data struct {
+			TaskID string `json:"task_id"`
+		} `json:"data"`
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal(b, &ok))
+	require.Equal(t, "success", ok.Status)
+	return ok.Data.TaskID
+}
+
+func getEventView(t *testing.T, env *testenv.Env, id string) eventView {
+	t.Helper()
+	resp, b := env.Do(t, http.MethodGet, "/event/"+id, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	var v struct {
+		Data eventView `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(b, &v))
+	return v.Data
+}
+
+// waitLocated polls until no event is pending.
+func waitLocated(t *testing.T, env *testenv.Env, ids []string, within time.Duration) map[string]eventView {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	out := map[string]eventView{}
+	for {
+		for _, id := range ids {
+			if _, done := out[id]; !done {
+				if v := getEventView(t, env, id); v.State != "pending" {
+					out[id] = v
+				}
+			}
+		}
+		if len(out) == len(ids) {
+			return out
+		}
+		require.True(t, time.Now().Before(deadline), "%d of %d events still pending", len(ids)-len(out), len(ids))
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A burst from many clients: every event is accepted at once, visible as pending, and ends
+// located, while the geolocation API never sees more than 5 calls in any second.
+func TestGeolocationBurstIsLocatedWithinTheRate(t *testing.T) {
+	env := geoEnv(t, "")
+	const clients, perClient = 12, 3
+	ids := make([]string, 0, clients*perClient)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for c := range clients {
+		ip := fmt.Sprintf("8.%d.%d.%d", 10+c, 20+c, 30+c)
+		for i := range perClient {
+			wg.Go(func() {
+				id := submit(t, env, ip, fmt.Sprintf(`{"name":"boot %d","status_code":"200"}`, i))
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	require.Len(t, ids, clients*perClient)
+	assert.Equal(t, "pending", getEventView(t, env, ids[0]).State, "visible as pending from the 202")
+
+	views := waitLocated(t, env, ids, 2*time.Minute)
+	geo := env.Sims.Sim(sim.GeoIP)
+	api := geo.Routes().(*sim.GeoIPAPI)
+	for _, v := range views {
+		assert.Equal(t, "located", v.State, v.IP)
+		var loc struct {
+			City    *string `json:"city"`
+			Country struct {
+				IsoCode string `json:"iso_code"`
+			} `json:"country"`
+		}
+		require.NoError(t, json.Unmarshal(v.Location, &loc))
+		_, iso, ok := api.Locate(v.IP)
+		require.True(t, ok)
+		assert.Equal(t, iso, loc.Country.IsoCode, v.IP)
+	}
+	calls := geo.Calls()
+	assert.LessOrEqual(t, sim.MaxCallsPerWindow(calls, time.Second), 5, "calls in the busiest second")
+	for _, c := range calls {
+		assert.NotEqual(t, http.StatusTooManyRequests, c.Status, "relay's limiter keeps the API from answering 429")
+	}
+	t.Logf("%d events from %d clients located with %d geolocation calls", len(ids), clients, len(calls))
+}
+
+func TestGeolocationOfUnplaceableAndRepeatedIPs(t *testing.T) {
+	env := geoEnv(t, "")
+	private := submit(t, env, "10.1.2.3", `{"name":"from the office"}`)
+	first := submit(t, env, "9.9.9.9", `{"status_code":404}`)
+	views := waitLocated(t, env, []string{private, first}, time.Minute)
+	assert.Equal(t, "unlocatable", views[private].State)
+	assert.Equal(t, "null", string(views[private].Location))
+	assert.Equal(t, "located", views[first].State)
+
+	calls := len(env.Sims.Sim(sim.GeoIP).Calls())
+	assert.Equal(t, 1, calls, "a private IP costs no call")
+	again := submit(t, env, "9.9.9.9", `{"status_code":500}`)
+	views = waitLocated(t, env, []string{again}, time.Minute)
+	assert.Equal(t, "located", views[again].State)
+	assert.Equal(t, calls, len(env.Sims.Sim(sim.GeoIP).Calls()), "a repeated IP is answered from the cache")
+}
+
+func TestIdempotencyKeyGivesOneEvent(t *testing.T) {
+	env := geoEnv(t, "")
+	a := submit(t, env, "8.8.8.8", `{"name":"x"}`, "Idempotency-Key", "order-17")
+	b := submit(t, env, "8.8.8.8", `{"name":"x"}`, "Idempotency-Key", "order-17")
+	assert.Equal(t, a, b)
+	resp, body := env.Do(t, http.MethodGet, "/events?limit=10", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var list struct {
+		Data []eventView `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	assert.Len(t, list.Data, 1)
+}
