@@ -58,18 +58,29 @@ type Location struct {
 	AccuracyRadius int     `json:"accuracy_radius"`
 }
 
-// Lookup is what is known of an IP: Found says whether the cache had it; Location is nil
-// for an IP that cannot be placed.
+// Lookup is what is known of an IP: Found says whether the cache had it (Location is nil
+// for an IP that cannot be placed); if not, Claimed says whether this caller is the one to
+// ask the API, or another lookup of the IP is already under way.
 type Lookup struct {
 	Found    bool      `json:"found"`
 	Location *Location `json:"location"`
+	Claimed  bool      `json:"claimed"`
 }
 
-// CachedLocation looks the IP up in the location cache.
-func (a *Geo) CachedLocation(ctx context.Context, ip string) (Lookup, error) {
-	data, found, err := a.store.CachedLocation(ctx, ip, time.Now())
-	if err != nil || !found {
+// claimTTL bounds how long events wait on another's lookup of their IP before asking
+// themselves: longer than a lookup takes, backlog included.
+const claimTTL = 5 * time.Minute
+
+// LookUp reads the location cache, and on a miss claims the IP's lookup.
+func (a *Geo) LookUp(ctx context.Context, ip string) (Lookup, error) {
+	now := time.Now()
+	data, found, err := a.store.CachedLocation(ctx, ip, now)
+	if err != nil {
 		return Lookup{}, err
+	}
+	if !found {
+		claimed, err := a.store.ClaimLookup(ctx, ip, now, claimTTL)
+		return Lookup{Claimed: claimed}, err
 	}
 	if data == nil {
 		return Lookup{Found: true}, nil
@@ -142,7 +153,12 @@ func (a *Geo) RecordLocation(ctx context.Context, in RecordInput) error {
 			return err
 		}
 	}
-	return a.store.SetEventLocation(ctx, in.TaskID, data, country, city)
+	if err := a.store.SetEventLocation(ctx, in.TaskID, data, country, city); err != nil {
+		return err
+	}
+	// Whoever waits on this IP finds the answer in the cache now (or, after a give-up,
+	// may ask again).
+	return a.store.ReleaseLookup(ctx, in.IP)
 }
 
 // periodRemaining reads the geo API's 429 body: {"period_remaining": <seconds>}.

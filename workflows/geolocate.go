@@ -36,6 +36,13 @@ var geoStoreOptions = workflow.ActivityOptions{
 	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 10},
 }
 
+// claimPoll and maxClaimWaits: how often, and how many times, an event whose IP another
+// event is looking up checks the cache before asking the API itself.
+const (
+	claimPoll     = time.Second
+	maxClaimWaits = 300
+)
+
 // GeoEventWorkflowID names an event's geolocation.
 func GeoEventWorkflowID(taskID string) string { return "geo-event/" + taskID }
 
@@ -75,12 +82,22 @@ func GeolocateEvent(ctx workflow.Context, in GeolocateEventInput) (GeolocateEven
 	if !Placeable(in.IP) {
 		return record(nil, false, "none")
 	}
-	var cached activities.Lookup
-	if err := workflow.ExecuteActivity(storeCtx, geo.CachedLocation, in.IP).Get(ctx, &cached); err != nil {
-		return GeolocateEventResult{}, err
-	}
-	if cached.Found {
-		return record(cached.Location, false, "cache")
+	// While another event's lookup of this IP is under way, wait for its answer in the
+	// cache rather than spend the API's budget on the same question.
+	for waited := 0; ; waited++ {
+		var lookup activities.Lookup
+		if err := workflow.ExecuteActivity(storeCtx, geo.LookUp, in.IP).Get(ctx, &lookup); err != nil {
+			return GeolocateEventResult{}, err
+		}
+		if lookup.Found {
+			return record(lookup.Location, false, "cache")
+		}
+		if lookup.Claimed || waited >= maxClaimWaits {
+			break
+		}
+		if err := workflow.Sleep(ctx, claimPoll); err != nil {
+			return GeolocateEventResult{}, err
+		}
 	}
 	var loc activities.Location
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geoLocateOptions), geo.Locate, in.IP).Get(ctx, &loc)

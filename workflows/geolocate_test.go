@@ -49,7 +49,7 @@ func (s *GeoSuite) result() GeolocateEventResult {
 }
 
 func (s *GeoSuite) miss(ip string) {
-	s.env.OnActivity(s.geo.CachedLocation, mock.Anything, ip).Return(activities.Lookup{}, nil).Once()
+	s.env.OnActivity(s.geo.LookUp, mock.Anything, ip).Return(activities.Lookup{Claimed: true}, nil).Once()
 }
 
 func (s *GeoSuite) TestLocatesThroughTheAPIAndCaches() {
@@ -62,9 +62,24 @@ func (s *GeoSuite) TestLocatesThroughTheAPIAndCaches() {
 }
 
 func (s *GeoSuite) TestARepeatedIPCostsNoCall() {
-	s.env.OnActivity(s.geo.CachedLocation, mock.Anything, "8.8.8.8").Return(activities.Lookup{Found: true, Location: &willenhall}, nil).Once()
+	s.env.OnActivity(s.geo.LookUp, mock.Anything, "8.8.8.8").Return(activities.Lookup{Found: true, Location: &willenhall}, nil).Once()
 	s.env.OnActivity(s.geo.RecordLocation, mock.Anything, activities.RecordInput{TaskID: "t2", IP: "8.8.8.8", Location: &willenhall}).Return(nil).Once()
 	s.env.ExecuteWorkflow(GeolocateEvent, GeolocateEventInput{TaskID: "t2", IP: "8.8.8.8"})
+	s.Equal("cache", s.result().From)
+}
+
+// While another event looks the same IP up, this one waits for the answer in the cache.
+func (s *GeoSuite) TestWaitsForAnotherLookupOfTheSameIP() {
+	lookups := 0
+	s.env.OnActivity(s.geo.LookUp, mock.Anything, "8.8.8.8").Return(func(context.Context, string) (activities.Lookup, error) {
+		lookups++
+		if lookups < 3 {
+			return activities.Lookup{}, nil // claimed by someone else
+		}
+		return activities.Lookup{Found: true, Location: &willenhall}, nil
+	}).Times(3)
+	s.env.OnActivity(s.geo.RecordLocation, mock.Anything, activities.RecordInput{TaskID: "t7", IP: "8.8.8.8", Location: &willenhall}).Return(nil).Once()
+	s.env.ExecuteWorkflow(GeolocateEvent, GeolocateEventInput{TaskID: "t7", IP: "8.8.8.8"})
 	s.Equal("cache", s.result().From)
 }
 

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,8 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/sim"
+	"relay/internal/store"
 	"relay/internal/testenv"
 )
 
@@ -122,6 +125,7 @@ func TestGeolocationBurstIsLocatedWithinTheRate(t *testing.T) {
 		assert.Equal(t, iso, loc.Country.IsoCode, v.IP)
 	}
 	calls := geo.Calls()
+	assert.Len(t, calls, clients, "one call per client IP: events of one IP share its lookup")
 	assert.LessOrEqual(t, sim.MaxCallsPerWindow(calls, time.Second), 5, "calls in the busiest second")
 	for _, c := range calls {
 		assert.NotEqual(t, http.StatusTooManyRequests, c.Status, "relay's limiter keeps the API from answering 429")
@@ -158,4 +162,27 @@ func TestIdempotencyKeyGivesOneEvent(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &list))
 	assert.Len(t, list.Data, 1)
+}
+
+// Three workers (each its own store connection, as three processes would have) share the
+// geolocation budget: still no second with more than 5 calls.
+func TestGeolocationRateHoldsWithThreeWorkers(t *testing.T) {
+	env := geoEnv(t, "")
+	cfg := env.Config
+	cfg.DatabaseURL = store.DefaultURL(cfg.DataDir) // the file the first process uses
+	for range 2 {
+		w, err := app.Start(t.Context(), cfg, app.Worker, testenv.Logger(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	}
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, submit(t, env, fmt.Sprintf("9.%d.%d.1", 1+i/10, i%10), `{"name":"n"}`))
+	}
+	for _, v := range waitLocated(t, env, ids, 2*time.Minute) {
+		assert.Equal(t, "located", v.State)
+	}
+	calls := env.Sims.Sim(sim.GeoIP).Calls()
+	assert.Len(t, calls, 30, "one call per distinct IP")
+	assert.LessOrEqual(t, sim.MaxCallsPerWindow(calls, time.Second), 5)
 }

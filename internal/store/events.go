@@ -274,3 +274,27 @@ func decodeCursor(c string) (int64, string, error) {
 	}
 	return ms, id, nil
 }
+
+// ClaimLookup makes the caller the one to look ip up, unless another claim on it is
+// still good at now; a claim lasts ttl, or until ReleaseLookup.
+func (s *Store) ClaimLookup(ctx context.Context, ip string, now time.Time, ttl time.Duration) (bool, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`INSERT INTO geo_claims (ip, until) VALUES ($1, $2)
+		 ON CONFLICT (ip) DO UPDATE SET until = excluded.until WHERE geo_claims.until < $3
+		 RETURNING ip`,
+		ip, now.Add(ttl).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim lookup of %s: %w", ip, err)
+	}
+	defer rows.Close()
+	claimed := rows.Next()
+	return claimed, rows.Err()
+}
+
+// ReleaseLookup drops ip's claim: its answer is in the cache.
+func (s *Store) ReleaseLookup(ctx context.Context, ip string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM geo_claims WHERE ip = $1`, ip); err != nil {
+		return fmt.Errorf("release lookup of %s: %w", ip, err)
+	}
+	return nil
+}

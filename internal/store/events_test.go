@@ -122,3 +122,26 @@ func TestGeoCacheFreshness(t *testing.T) {
 		assert.False(t, found, "expired")
 	})
 }
+
+func TestGeoClaimsAreExclusiveUntilReleasedOrExpired(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := ctxT(t)
+		now := time.Now()
+		ok, err := s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok)
+		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
+		require.NoError(t, err)
+		assert.False(t, ok, "held by the first")
+		ok, err = s.ClaimLookup(ctx, "1.1.1.1", now, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok, "another IP")
+		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now.Add(2*time.Minute), time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok, "an expired claim can be taken")
+		require.NoError(t, s.ReleaseLookup(ctx, "8.8.8.8"))
+		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok, "released")
+	})
+}

@@ -1,0 +1,10 @@
+-- Geo claims: the one lookup in flight for an IP. Events of the same IP wait for its answer
+-- in the cache instead of spending the rate-limited budget on the same question.
+-- +goose Up
+CREATE TABLE geo_claims (
+    ip    TEXT PRIMARY KEY,
+    until BIGINT NOT NULL -- Unix milliseconds
+);
+
+-- +goose Down
+DROP TABLE geo_claims;
