@@ -47,6 +47,12 @@ func WithLogger(l *slog.Logger) Option {
 	return func(s *setup) { s.logger = l }
 }
 
+// WithoutWorker starts everything but the Temporal worker, for tests that run (and kill)
+// workers of their own.
+func WithoutWorker() Option {
+	return func(s *setup) { s.parts.Worker = false }
+}
+
 // OnDisk keeps the embedded server's history in a SQLite file, exactly as `relay dev`
 // does, instead of in memory.
 func OnDisk() Option {
