@@ -89,12 +89,12 @@ func waitLocated(t *testing.T, env *testenv.Env, ids []string, within time.Durat
 // located, while the geolocation API never sees more than 5 calls in any second.
 func TestGeolocationBurstIsLocatedWithinTheRate(t *testing.T) {
 	env := geoEnv(t, "")
-	const clients, perClient = 12, 3
+	const clients, perClient = 50, 4 // 200 submissions
 	ids := make([]string, 0, clients*perClient)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for c := range clients {
-		ip := fmt.Sprintf("8.%d.%d.%d", 10+c, 20+c, 30+c)
+		ip := fmt.Sprintf("8.%d.%d.%d", 10+c, 20+c, 30+c) // public, distinct
 		for i := range perClient {
 			wg.Go(func() {
 				id := submit(t, env, ip, fmt.Sprintf(`{"name":"boot %d","status_code":"200"}`, i))

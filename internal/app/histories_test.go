@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"relay/internal/config"
 	"relay/internal/histories"
 	"relay/internal/sim"
 	"relay/internal/testenv"
@@ -33,7 +35,10 @@ func TestRecordHistories(t *testing.T) {
 	if *recordHistories {
 		dir = filepath.Join("..", "..", "workflows", "testdata")
 	}
-	env := testenv.Start(t)
+	// Trusting loopback as a proxy lets the geolocation run below come "from" a public IP.
+	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -69,21 +74,25 @@ func TestRecordHistories(t *testing.T) {
 		t.Logf("recorded %s", path)
 	}
 
-	// GeolocateEvent runs for a submitted event: submit one and record its workflow.
-	resp, body := env.Do(t, http.MethodPost, "/event/submit/", strings.NewReader(`{"name":"recorded","status_code":200}`))
-	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
-	var sub struct {
-		Data struct {
-			TaskID string `json:"task_id"`
-		} `json:"data"`
+	// GeolocateEvent runs for a submitted event: submit and record its workflow, once from
+	// a public IP (through the geolocation API) and once from a private one (no call).
+	for file, ip := range map[string]string{"GeolocateEvent-api.json": "8.8.8.8", "GeolocateEvent-private-ip.json": "10.0.0.1"} {
+		resp, body := env.Do(t, http.MethodPost, "/event/submit/", strings.NewReader(`{"name":"recorded","status_code":200}`),
+			"X-Forwarded-For", ip)
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
+		var sub struct {
+			Data struct {
+				TaskID string `json:"task_id"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(body, &sub))
+		id := workflows.GeoEventWorkflowID(sub.Data.TaskID)
+		require.Eventually(t, func() bool {
+			return env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil) == nil
+		}, 30*time.Second, 50*time.Millisecond)
+		path := filepath.Join(dir, file)
+		require.NoError(t, histories.Record(ctx, env.Client, id, "", path))
+		require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), path))
+		t.Logf("recorded %s", path)
 	}
-	require.NoError(t, json.Unmarshal(body, &sub))
-	id := workflows.GeoEventWorkflowID(sub.Data.TaskID)
-	require.Eventually(t, func() bool {
-		return env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil) == nil
-	}, 30*time.Second, 50*time.Millisecond)
-	path := filepath.Join(dir, "GeolocateEvent-private-ip.json")
-	require.NoError(t, histories.Record(ctx, env.Client, id, "", path))
-	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), path))
-	t.Logf("recorded %s", path)
 }
