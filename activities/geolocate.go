@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"relay/internal/ratelimit"
 	"relay/internal/store"
 )
@@ -79,7 +81,10 @@ func (a *Geo) LookUp(ctx context.Context, ip string) (Lookup, error) {
 		return Lookup{}, err
 	}
 	if !found {
-		claimed, err := a.store.ClaimLookup(ctx, ip, now, claimTTL)
+		// The claimant is the event's workflow, so that a retry after a crash is not
+		// mistaken for someone else's lookup and left waiting on itself.
+		claimant := activity.GetInfo(ctx).WorkflowExecution.ID
+		claimed, err := a.store.ClaimLookup(ctx, ip, claimant, now, claimTTL)
 		return Lookup{Claimed: claimed}, err
 	}
 	if data == nil {

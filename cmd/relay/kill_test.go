@@ -44,15 +44,23 @@ func startWorkerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
 		"RELAY_TEST_MAIN=worker",
 		"TEMPORAL_ADDRESS="+env.Config.TemporalAddress,
 		"DATABASE_URL="+store.DefaultURL(env.Config.DataDir),
-		"RELAY_LOG_LEVEL=error",
+		"RELAY_LOG_LEVEL=warn",
 		"INCIDENTS_API_URL="+env.Config.Incidents.URL, "INCIDENTS_API_USER="+env.Config.Incidents.User,
 		"INCIDENTS_API_PASSWORD="+env.Config.Incidents.Password,
 		"C42_API_URL="+env.Config.C42.URL, "C42_API_TOKEN="+env.Config.C42.Token,
 		"GEOIP_API_URL="+env.Config.GeoIP.URL,
 		"KF_API_URL="+env.Config.KF.URL, "KF_API_KEY="+env.Config.KF.APIKey,
 	)
+	logs := &syncBuffer{}
+	cmd.Stderr, cmd.Stdout = logs, logs
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("worker process output:\n%s", logs.String())
+		}
+	})
 	return cmd
 }
 

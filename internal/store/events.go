@@ -275,14 +275,16 @@ func decodeCursor(c string) (int64, string, error) {
 	return ms, id, nil
 }
 
-// ClaimLookup makes the caller the one to look ip up, unless another claim on it is
-// still good at now; a claim lasts ttl, or until ReleaseLookup.
-func (s *Store) ClaimLookup(ctx context.Context, ip string, now time.Time, ttl time.Duration) (bool, error) {
+// ClaimLookup makes claimant the one to look ip up, unless another claimant's claim on it
+// is still good at now. A claimant may claim again (a retry after a crash must not wait
+// for itself); a claim lasts ttl, or until ReleaseLookup.
+func (s *Store) ClaimLookup(ctx context.Context, ip, claimant string, now time.Time, ttl time.Duration) (bool, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`INSERT INTO geo_claims (ip, until) VALUES ($1, $2)
-		 ON CONFLICT (ip) DO UPDATE SET until = excluded.until WHERE geo_claims.until < $3
+		`INSERT INTO geo_claims (ip, claimant, until) VALUES ($1, $2, $3)
+		 ON CONFLICT (ip) DO UPDATE SET claimant = excluded.claimant, until = excluded.until
+		 WHERE geo_claims.until < $4 OR geo_claims.claimant = excluded.claimant
 		 RETURNING ip`,
-		ip, now.Add(ttl).UnixMilli(), now.UnixMilli())
+		ip, claimant, now.Add(ttl).UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("claim lookup of %s: %w", ip, err)
 	}

@@ -127,21 +127,18 @@ func TestGeoClaimsAreExclusiveUntilReleasedOrExpired(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := ctxT(t)
 		now := time.Now()
-		ok, err := s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
-		require.NoError(t, err)
-		assert.True(t, ok)
-		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
-		require.NoError(t, err)
-		assert.False(t, ok, "held by the first")
-		ok, err = s.ClaimLookup(ctx, "1.1.1.1", now, time.Minute)
-		require.NoError(t, err)
-		assert.True(t, ok, "another IP")
-		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now.Add(2*time.Minute), time.Minute)
-		require.NoError(t, err)
-		assert.True(t, ok, "an expired claim can be taken")
+		claim := func(ip, who string, at time.Time) bool {
+			ok, err := s.ClaimLookup(ctx, ip, who, at, time.Minute)
+			require.NoError(t, err)
+			return ok
+		}
+		assert.True(t, claim("8.8.8.8", "a", now))
+		assert.False(t, claim("8.8.8.8", "b", now), "held by a")
+		assert.True(t, claim("8.8.8.8", "a", now), "a retry of a keeps its claim")
+		assert.True(t, claim("1.1.1.1", "b", now), "another IP")
+		assert.True(t, claim("8.8.8.8", "b", now.Add(2*time.Minute)), "an expired claim can be taken")
+		assert.False(t, claim("8.8.8.8", "a", now.Add(2*time.Minute)), "now b holds it")
 		require.NoError(t, s.ReleaseLookup(ctx, "8.8.8.8"))
-		ok, err = s.ClaimLookup(ctx, "8.8.8.8", now, time.Minute)
-		require.NoError(t, err)
-		assert.True(t, ok, "released")
+		assert.True(t, claim("8.8.8.8", "c", now), "released")
 	})
 }

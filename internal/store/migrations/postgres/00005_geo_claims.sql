@@ -2,8 +2,9 @@
 -- in the cache instead of spending the rate-limited budget on the same question.
 -- +goose Up
 CREATE TABLE geo_claims (
-    ip    TEXT PRIMARY KEY,
-    until BIGINT NOT NULL -- Unix milliseconds
+    ip       TEXT PRIMARY KEY,
+    claimant TEXT NOT NULL,  -- the workflow looking it up: its retries keep the claim
+    until    BIGINT NOT NULL -- Unix milliseconds
 );
 
 -- +goose Down
