@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -73,13 +74,6 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("frontend address: %w", err)
 	}
-	if port == 0 {
-		if port, err = freePort(host); err != nil {
-			return nil, err
-		}
-	}
-	frontend := net.JoinHostPort(host, strconv.Itoa(port))
-
 	if opts.UIAddr != "" {
 		// The UI's Start exits the process when it cannot listen, so check the address first.
 		if err := checkListen(opts.UIAddr); err != nil {
@@ -87,45 +81,27 @@ func Start(opts Options) (*Server, error) {
 		}
 	}
 
-	cfg, err := serverConfig(host, port, opts)
-	if err != nil {
-		return nil, err
-	}
-	hosts := map[primitives.ServiceName]static.Hosts{}
-	for _, svc := range []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
-		rpc := cfg.Services[string(svc)].RPC
-		hosts[svc] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(rpc.GRPCPort)))
-	}
-	dc := dynamicconfig.StaticClient{}
-	for k, v := range LowLatencyConfig() {
-		dc[dynamicconfig.MakeKey(k)] = v
-	}
-	for k, v := range opts.DynamicConfig {
-		dc[dynamicconfig.MakeKey(k)] = v
-	}
-	logger := newLogger(opts.Logger)
-	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
-	if err != nil {
-		return nil, fmt.Errorf("authorizer: %w", err)
-	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
-	if err != nil {
-		return nil, fmt.Errorf("claim mapper: %w", err)
-	}
-	srv, err := temporal.NewServer(
-		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithStaticHosts(hosts),
-		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dc),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("build temporal server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("start temporal server: %w", err)
+	// Free ports are picked first and bound later, so another process can take one in
+	// between (tests running side by side do): then pick again.
+	fixedPort := port != 0
+	var srv temporal.Server
+	var logger slogLogger
+	var frontend string
+	for attempt := 1; ; attempt++ {
+		if !fixedPort {
+			if port, err = freePort(host); err != nil {
+				return nil, err
+			}
+		}
+		frontend = net.JoinHostPort(host, strconv.Itoa(port))
+		srv, logger, err = buildAndStart(host, port, opts)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+		opts.Logger.Warn("a port was taken while the embedded Temporal server started; trying others", "error", err)
 	}
 	s := &Server{server: srv, logger: logger, frontendAddr: frontend}
 	if opts.UIAddr != "" {
@@ -143,6 +119,52 @@ func Start(opts Options) (*Server, error) {
 		}()
 	}
 	return s, nil
+}
+
+// buildAndStart builds the server with its frontend on port (and fresh free ports for the
+// other services) and starts it.
+func buildAndStart(host string, port int, opts Options) (temporal.Server, slogLogger, error) {
+	cfg, err := serverConfig(host, port, opts)
+	if err != nil {
+		return nil, slogLogger{}, err
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for _, svc := range []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+		rpc := cfg.Services[string(svc)].RPC
+		hosts[svc] = static.SingleLocalHost(net.JoinHostPort(host, strconv.Itoa(rpc.GRPCPort)))
+	}
+	dc := dynamicconfig.StaticClient{}
+	for k, v := range LowLatencyConfig() {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	for k, v := range opts.DynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	logger := newLogger(opts.Logger)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return nil, slogLogger{}, fmt.Errorf("authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return nil, slogLogger{}, fmt.Errorf("claim mapper: %w", err)
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dc),
+	)
+	if err != nil {
+		return nil, slogLogger{}, fmt.Errorf("build temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil { // a failed start rolls back what it started
+		return nil, slogLogger{}, fmt.Errorf("start temporal server: %w", err)
+	}
+	return srv, logger, nil
 }
 
 // FrontendAddr is the host:port SDK clients and the temporal CLI dial.
