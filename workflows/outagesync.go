@@ -62,9 +62,26 @@ type SyncSiteOutagesResult struct {
 	Posted               int    `json:"posted"`
 }
 
+// dropStagedOnFailureChange is the workflow.GetVersion change id of the cleanup of a failed
+// sync's staged lists (version 1). Runs started before it, and their histories, fail
+// without cleaning up, as they did; README "Changing a workflow safely" tells the story.
+const dropStagedOnFailureChange = "drop-staged-on-failure"
+
+// dropsStagedOnFailure says whether this run cleans up after a failure: yes for runs
+// that reach this point on code with the change, no when replaying an older run.
+func dropsStagedOnFailure(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, dropStagedOnFailureChange, workflow.DefaultVersion, 1) >= 1
+}
+
 // SyncSiteOutages fetches all outages and the site's devices at once, keeps and names the
 // site's outages at or after the cutoff, and posts them once.
 func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOutagesResult, error) {
+	return syncSiteOutages(ctx, in, dropsStagedOnFailure)
+}
+
+// syncSiteOutages is SyncSiteOutages with its versioned decision passed in, so that a test
+// can show what the same change does without workflow.GetVersion.
+func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFailure func(workflow.Context) bool) (_ SyncSiteOutagesResult, err error) {
 	if !ValidSiteID(in.SiteID) {
 		return SyncSiteOutagesResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("site_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.SiteID), activities.ErrInvalidInput, nil)
@@ -78,6 +95,16 @@ func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOut
 	logger := workflow.GetLogger(ctx)
 	ctx = workflow.WithActivityOptions(ctx, kfActivityOptions)
 	var kf *activities.KF
+	defer func() {
+		// A failed sync leaves what its fetches staged; drop it, even when the run was
+		// cancelled (hence the disconnected context).
+		if err != nil && cleanUpOnFailure(ctx) {
+			cleanupCtx, _ := workflow.NewDisconnectedContext(workflow.WithActivityOptions(ctx, stagingCleanupOptions))
+			if cleanupErr := workflow.ExecuteActivity(cleanupCtx, kf.DropStagedOutages, in.SiteID).Get(cleanupCtx, nil); cleanupErr != nil {
+				logger.Warn("staged lists of a failed sync left in the store", "error", cleanupErr)
+			}
+		}
+	}()
 
 	outagesF := workflow.ExecuteActivity(ctx, kf.FetchOutages, in.SiteID)
 	siteF := workflow.ExecuteActivity(ctx, kf.FetchSiteInfo, in.SiteID)

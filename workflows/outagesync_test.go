@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -148,6 +149,7 @@ func (s *OutageSyncSuite) TestUpstreamNoFailsAtOnceWithItsMessage() {
 				calls++
 				return activities.SiteInfo{}, temporal.NewApplicationError(tc.msg, tc.typ)
 			})
+			env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil).Once()
 			env.ExecuteWorkflow(SyncSiteOutages, input)
 			err := env.GetWorkflowError()
 			s.Require().Error(err)
@@ -155,6 +157,7 @@ func (s *OutageSyncSuite) TestUpstreamNoFailsAtOnceWithItsMessage() {
 			var appErr *temporal.ApplicationError
 			s.Require().ErrorAs(err, &appErr)
 			s.Equal(1, calls, "a %s is not retried", tc.typ)
+			env.AssertExpectations(s.T()) // the failed sync dropped what it had staged
 		})
 	}
 }
@@ -164,8 +167,21 @@ func (s *OutageSyncSuite) TestGivesUpOnEndless500s() {
 		Return(activities.StagedOutages{}, temporal.NewApplicationError("500", activities.ErrUpstreamUnavailable)).
 		Times(int(kfRetryPolicy.MaximumAttempts))
 	s.env.OnActivity(s.kf.FetchSiteInfo, mock.Anything, mock.Anything).Return(siteInfo, nil).Maybe()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.Error(s.env.GetWorkflowError())
+}
+
+func (s *OutageSyncSuite) TestAFailedSyncStillFailsWhenItsCleanupFails() {
+	s.env.OnActivity(s.kf.FetchOutages, mock.Anything, mock.Anything).Return(staged, nil).Once()
+	s.env.OnActivity(s.kf.FetchSiteInfo, mock.Anything, mock.Anything).
+		Return(activities.SiteInfo{}, temporal.NewApplicationError("kf GET /site-info/kingfisher: 404 site not found", activities.ErrUpstreamNotFound)).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(errors.New("database is locked")).
+		Times(int(stagingCleanupOptions.RetryPolicy.MaximumAttempts))
+	s.env.ExecuteWorkflow(SyncSiteOutages, input)
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.Contains(err.Error(), "404 site not found", "the sync's own error, not the cleanup's")
 }
 
 func (s *OutageSyncSuite) TestRejectsBadInputBeforeAnyCall() {

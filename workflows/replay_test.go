@@ -15,9 +15,10 @@ import (
 // TestReplayRecordedHistories replays every history in testdata/ against today's code:
 // a change that would break a running workflow (a non-deterministic change) fails here.
 // Histories are named <WorkflowType>-<anything>.json. To record fresh ones from a real
-// run on the embedded server:
+// run on the embedded server (it refuses to overwrite: rename an old history to keep it,
+// e.g. -v0, as versioning_test.go does):
 //
-//	go test ./internal/app -run TestRecordHistories -record-histories
+//	go run ./cmd/relay history record --dir workflows/testdata
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)

@@ -31,6 +31,8 @@ Commands:
   server   the HTTP API only, against TEMPORAL_ADDRESS
   worker   the Temporal worker only, against TEMPORAL_ADDRESS
   sim      the four upstream simulators, with their fault knobs
+  history  record every workflow's history from a real run, or replay histories
+           against this build (the determinism check)
 
 Run 'relay <command> --help' for a command's flags. Each flag can also be set by the
 environment variable its help names; a flag wins over the variable.
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "history":
+		return runHistory(ctx, args[1:], stdout, stderr)
 	}
 	for _, cmd := range commands {
 		if cmd.name != args[0] {
@@ -86,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Debug("configuration", "command", cmd.name, "settings", cfg.Redacted(cmd.groups))
 		return cmd.run(ctx, cfg, logger, stdout)
 	}
-	return &config.Error{Msg: fmt.Sprintf("unknown command %q (commands: dev, server, worker, sim; see 'relay --help')", args[0])}
+	return &config.Error{Msg: fmt.Sprintf("unknown command %q (commands: dev, server, worker, sim, history; see 'relay --help')", args[0])}
 }
 
 func printHelp(w io.Writer, cmd command, fs *flag.FlagSet) {

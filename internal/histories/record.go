@@ -1,0 +1,168 @@
+package histories
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"relay/internal/sim"
+	"relay/workflows"
+)
+
+// Target is a running relay to record from: its Temporal client and its HTTP API. The API
+// must trust loopback as a proxy, so that a submitted event can come "from" a public IP.
+type Target struct {
+	Client  client.Client
+	BaseURL string // like http://127.0.0.1:8080
+	HTTP    *http.Client
+}
+
+// Scenario is one recorded run: the file it is saved as (<WorkflowType>-<case>.json, the
+// name the replay test groups by) and how to run it to completion.
+type Scenario struct {
+	File string
+	Run  func(ctx context.Context, t Target) (workflowID, runID string, err error)
+}
+
+// Scenarios cover every workflow type and each of its main paths.
+var Scenarios = []Scenario{
+	{"Ping-basic.json", execute(workflows.PingWorkflowID("record-basic"), workflows.PingWorkflowType,
+		workflows.PingInput{Message: "recorded"})},
+	{"Ping-sleep-geoip-queue.json", execute(workflows.PingWorkflowID("record-sleep"), workflows.PingWorkflowType,
+		workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue})},
+	{"SyncSiteOutages-kingfisher.json", execute(workflows.OutageSyncWorkflowID("kingfisher"), workflows.SyncSiteOutagesWorkflowType,
+		workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"})},
+	// An unknown site fails the sync: the path that workflow.GetVersion changed (see
+	// workflows/versioning_test.go).
+	{"SyncSiteOutages-unknown-site.json", executeFailing(workflows.OutageSyncWorkflowID("atlantis"), workflows.SyncSiteOutagesWorkflowType,
+		workflows.SyncSiteOutagesInput{SiteID: "atlantis"})},
+	{"MergeEventSubscriptions-team-sync.json", execute(workflows.EventSubscriptionsWorkflowID(sim.C42EventTeamSync),
+		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: sim.C42EventTeamSync})},
+	{"AggregateIncidents-manual.json", execute("incidents/manual-recorded", workflows.AggregateIncidentsWorkflowType,
+		workflows.AggregateIncidentsInput{})},
+	// GeolocateEvent runs for a submitted event: once from a public IP (through the
+	// geolocation API), once from a private one (no call).
+	{"GeolocateEvent-api.json", submitEvent("8.8.8.8")},
+	{"GeolocateEvent-private-ip.json", submitEvent("10.0.0.1")},
+}
+
+func execute(id, workflowType string, input any) func(context.Context, Target) (string, string, error) {
+	return run(id, workflowType, input, false)
+}
+
+// executeFailing records a run that must fail, as a run against a bad input does.
+func executeFailing(id, workflowType string, input any) func(context.Context, Target) (string, string, error) {
+	return run(id, workflowType, input, true)
+}
+
+func run(id, workflowType string, input any, wantFailure bool) func(context.Context, Target) (string, string, error) {
+	return func(ctx context.Context, t Target) (string, string, error) {
+		wr, err := t.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: id, TaskQueue: workflows.TaskQueue,
+		}, workflowType, input)
+		if err != nil {
+			return "", "", fmt.Errorf("start %s: %w", workflowType, err)
+		}
+		err = wr.Get(ctx, nil)
+		if wantFailure && err == nil {
+			return "", "", fmt.Errorf("%s %s succeeded; this scenario records a failure", workflowType, id)
+		}
+		if !wantFailure && err != nil {
+			return "", "", fmt.Errorf("%s %s: %w", workflowType, id, err)
+		}
+		return wr.GetID(), wr.GetRunID(), nil
+	}
+}
+
+func submitEvent(ip string) func(context.Context, Target) (string, string, error) {
+	return func(ctx context.Context, t Target) (string, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.BaseURL+"/event/submit/",
+			strings.NewReader(`{"name":"recorded","status_code":200}`))
+		if err != nil {
+			return "", "", err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, err := t.HTTP.Do(req)
+		if err != nil {
+			return "", "", fmt.Errorf("submit event: %w", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return "", "", fmt.Errorf("submit event: %s: %s", resp.Status, body)
+		}
+		var sub struct {
+			Data struct {
+				TaskID string `json:"task_id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &sub); err != nil || sub.Data.TaskID == "" {
+			return "", "", fmt.Errorf("submit event: no task_id in %s", body)
+		}
+		// The dispatcher starts the workflow shortly after acceptance: wait for it to exist.
+		id := workflows.GeoEventWorkflowID(sub.Data.TaskID)
+		for {
+			err := t.Client.GetWorkflow(ctx, id, "").Get(ctx, nil)
+			if err == nil {
+				return id, "", nil
+			}
+			if ctx.Err() != nil {
+				return "", "", fmt.Errorf("event %s was not located: %w", sub.Data.TaskID, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// ErrExists is returned when a history file is already there and overwrite is off: an old
+// history is what proves old runs still replay, so it is kept unless asked otherwise.
+var ErrExists = errors.New("history file exists")
+
+// RecordAll runs every scenario against t, saves its history in dir and replays it at once
+// against this build's workflows, so that a file it writes is known to replay. It returns
+// the paths written.
+func RecordAll(ctx context.Context, t Target, dir string, overwrite bool) ([]string, error) {
+	if t.HTTP == nil {
+		t.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if !overwrite {
+		for _, s := range Scenarios {
+			path := filepath.Join(dir, s.File)
+			if _, err := os.Stat(path); err == nil {
+				return nil, fmt.Errorf("%s: %w (rename it to keep it as an old version's history, or pass --overwrite)", path, ErrExists)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
+	}
+	var written []string
+	for _, s := range Scenarios {
+		id, runID, err := s.Run(ctx, t)
+		if err != nil {
+			return written, fmt.Errorf("%s: %w", s.File, err)
+		}
+		path := filepath.Join(dir, s.File)
+		if err := Record(ctx, t.Client, id, runID, path); err != nil {
+			return written, err
+		}
+		written = append(written, path)
+		if err := Replay(path); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
