@@ -15,10 +15,18 @@ type Knobs struct {
 	FailureRate float64       // share of calls answered 500, 0..1
 	HiccupRate  float64       // share of calls that stall, 0..1
 	HiccupDelay time.Duration // how long a stall lasts at most (each one is uniform in (0, HiccupDelay])
-	RateLimit   float64       // calls allowed per one-second window before 429; 0 is unlimited
-	Credentials string        // what the upstream accepts: "user:password", a token or a key
-	Size        int           // how much data to generate (the upstream says of what)
-	Seed        uint64        // seeds both the generated data and the faults
+	// ResetRate is the share of calls whose connection is closed before any answer.
+	ResetRate float64
+	// TruncateRate is the share of answers cut off halfway, the connection closed: the
+	// upstream did the work, the client never heard all of it.
+	TruncateRate float64
+	// GarbleRate is the share of successful answers replaced by something that is not
+	// JSON: half of them an HTML error page (text/html), half broken JSON.
+	GarbleRate  float64
+	RateLimit   float64 // calls allowed per one-second window before 429; 0 is unlimited
+	Credentials string  // what the upstream accepts: "user:password", a token or a key
+	Size        int     // how much data to generate (the upstream says of what)
+	Seed        uint64  // seeds both the generated data and the faults
 }
 
 // knob is one settable field, in the spec's spelling.
@@ -33,6 +41,9 @@ var knobList = []knob{
 	{"failure-rate", func(k *Knobs) string { return fmtFloat(k.FailureRate) }, func(k *Knobs, v string) error { return setShare(&k.FailureRate, v) }},
 	{"hiccup-rate", func(k *Knobs) string { return fmtFloat(k.HiccupRate) }, func(k *Knobs, v string) error { return setShare(&k.HiccupRate, v) }},
 	{"hiccup-delay", func(k *Knobs) string { return k.HiccupDelay.String() }, func(k *Knobs, v string) error { return setDuration(&k.HiccupDelay, v) }},
+	{"reset-rate", func(k *Knobs) string { return fmtFloat(k.ResetRate) }, func(k *Knobs, v string) error { return setShare(&k.ResetRate, v) }},
+	{"truncate-rate", func(k *Knobs) string { return fmtFloat(k.TruncateRate) }, func(k *Knobs, v string) error { return setShare(&k.TruncateRate, v) }},
+	{"garble-rate", func(k *Knobs) string { return fmtFloat(k.GarbleRate) }, func(k *Knobs, v string) error { return setShare(&k.GarbleRate, v) }},
 	{"rate-limit", func(k *Knobs) string { return fmtFloat(k.RateLimit) }, func(k *Knobs, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(f >= 0) || math.IsInf(f, 0) { // !(f >= 0) also refuses NaN

@@ -72,7 +72,7 @@ func TestKnobsApplyErrors(t *testing.T) {
 	var k Knobs
 	err := k.Apply("nope=1")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "known: latency, failure-rate, hiccup-rate, hiccup-delay, rate-limit, credentials, size, seed")
+	assert.Contains(t, err.Error(), "known: latency, failure-rate, hiccup-rate, hiccup-delay, reset-rate, truncate-rate, garble-rate, rate-limit, credentials, size, seed")
 }
 
 // strconv.ParseFloat accepts "NaN", and every comparison with NaN is false: a naive
@@ -93,7 +93,7 @@ func TestKnobsString(t *testing.T) {
 		RateLimit: 5, Credentials: "top-secret", Size: 10, Seed: 42,
 	}
 	s := k.String()
-	assert.Equal(t, "latency=50ms,failure-rate=0.25,hiccup-rate=0.1,hiccup-delay=5s,rate-limit=5,size=10,seed=42", s)
+	assert.Equal(t, "latency=50ms,failure-rate=0.25,hiccup-rate=0.1,hiccup-delay=5s,reset-rate=0,truncate-rate=0,garble-rate=0,rate-limit=5,size=10,seed=42", s)
 	assert.NotContains(t, s, "top-secret", "credentials are left out")
 
 	// The rendering reads back to the same knobs (credentials aside).
@@ -101,7 +101,7 @@ func TestKnobsString(t *testing.T) {
 	require.NoError(t, back.Apply(s))
 	assert.Equal(t, k, back)
 
-	assert.Equal(t, "latency=0s,failure-rate=0,hiccup-rate=0,hiccup-delay=0s,rate-limit=0,size=0,seed=0", Knobs{}.String())
+	assert.Equal(t, "latency=0s,failure-rate=0,hiccup-rate=0,hiccup-delay=0s,reset-rate=0,truncate-rate=0,garble-rate=0,rate-limit=0,size=0,seed=0", Knobs{}.String())
 }
 
 func TestParseSpec(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package sim simulates the upstream APIs relay integrates with (spec/upstreams.md), so
 // that `relay dev`, the tests and the benchmarks run against real HTTP with the faults a
-// careful client must survive: latency, random 500s, hiccups, a rate limit and
-// credentials, all set by Knobs, on data generated deterministically from a seed.
+// careful client must survive: latency, random 500s, hiccups, dropped connections,
+// answers cut short or garbled, a rate limit and credentials, all set by Knobs, on data generated deterministically from a seed.
 //
 // Every simulator also answers, outside its faults and auth:
 //
@@ -16,6 +16,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +150,11 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	d := s.decide(r)
 	call.Authorized = d.authorized
+	if d.reset {
+		rec.status = 0 // no answer at all
+		closeConnection(w)
+		return
+	}
 	if !d.authorized {
 		writeJSON(rec, s.up.Unauthorized, s.up.ErrorBody(s.up.Unauthorized, "invalid or missing credentials"))
 		return
@@ -168,14 +175,76 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(rec, http.StatusInternalServerError, s.up.ErrorBody(http.StatusInternalServerError, "simulated failure"))
 		return
 	}
+	if d.truncate || d.garble != garbleNone {
+		// The API does its work (a POST is taken), then the answer goes wrong on the way.
+		answer := httptest.NewRecorder()
+		d.routes.ServeHTTP(answer, r)
+		rec.status = answer.Code
+		if answer.Code < 200 || answer.Code > 299 {
+			copyAnswer(w, answer, answer.Body.Bytes())
+		} else if d.truncate {
+			body := answer.Body.Bytes()
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			copyAnswer(w, answer, body[:len(body)/2])
+			closeConnection(w)
+		} else {
+			garbled(w, answer, d.garble)
+		}
+		return
+	}
 	d.routes.ServeHTTP(rec, r)
+}
+
+// garbleKind is how a garbled answer looks.
+type garbleKind int
+
+const (
+	garbleNone garbleKind = iota
+	garbleHTML            // a gateway's error page with status 200
+	garbleJSON            // JSON cut off, with a Content-Length that matches
+)
+
+func garbled(w http.ResponseWriter, answer *httptest.ResponseRecorder, kind garbleKind) {
+	if kind == garbleHTML {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(answer.Code)
+		io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n")
+		return
+	}
+	body := answer.Body.Bytes()
+	copyAnswer(w, answer, append(body[:len(body)/2:len(body)/2], "\u0000}"...))
+}
+
+func copyAnswer(w http.ResponseWriter, answer *httptest.ResponseRecorder, body []byte) {
+	for k, v := range answer.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(answer.Code)
+	w.Write(body)
+}
+
+// closeConnection drops the client's connection: no answer, or the rest of one, ever comes.
+func closeConnection(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // HTTP/2 or a test recorder: abort the stream instead
 }
 
 type decision struct {
 	authorized bool
 	limited    time.Duration // > 0: answer 429 with this much of the window left
+	reset      bool
 	delay      time.Duration
 	fail       bool
+	truncate   bool
+	garble     garbleKind
 	routes     http.Handler
 }
 
@@ -207,6 +276,11 @@ func (s *Sim) decide(r *http.Request) decision {
 		d.delay += time.Duration(1 + s.rng.Int64N(int64(k.HiccupDelay)))
 	}
 	d.fail = k.FailureRate > 0 && s.rng.Float64() < k.FailureRate
+	d.reset = k.ResetRate > 0 && s.rng.Float64() < k.ResetRate
+	d.truncate = k.TruncateRate > 0 && s.rng.Float64() < k.TruncateRate
+	if k.GarbleRate > 0 && s.rng.Float64() < k.GarbleRate {
+		d.garble = garbleHTML + garbleKind(s.rng.IntN(2))
+	}
 	return d
 }
 
