@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -111,9 +110,17 @@ func sendEvent(c *gin.Context, body []byte, cacheResult string, fresh time.Durat
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 
+// errMergeNotStarted marks a merge Temporal did not start: Temporal's fault, not upstream's.
+type errMergeNotStarted struct{ err error }
+
+func (e errMergeNotStarted) Error() string { return "start merge: " + e.err.Error() }
+func (e errMergeNotStarted) Unwrap() error { return e.err }
+
 // mergeEvent runs (or joins) the event's merge workflow and encodes its answer.
 func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	startCtx, cancel := context.WithTimeout(ctx, temporalCallTimeout)
+	defer cancel()
+	run, err := tc.ExecuteWorkflow(startCtx, client.StartWorkflowOptions{
 		ID:                       workflows.EventSubscriptionsWorkflowID(id),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowRunTimeout:       workflows.MergeTimeout,
@@ -121,7 +128,7 @@ func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}, workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id})
 	if err != nil {
-		return nil, fmt.Errorf("start merge: %w", err)
+		return nil, errMergeNotStarted{err}
 	}
 	var merged eventsubs.Merged
 	if err := run.Get(ctx, &merged); err != nil {
@@ -133,6 +140,10 @@ func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
 // mergeError says what went wrong upstream in the API's terms: the event does not exist
 // (404), the calendar API refused or failed (502), or it was too slow (504).
 func mergeError(logger *slog.Logger, c *gin.Context, id string, err error) error {
+	var notStarted errMergeNotStarted
+	if errors.As(err, &notStarted) {
+		return temporalError(logger, c, "merge event "+id, notStarted.err)
+	}
 	var timeout *temporal.TimeoutError
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) {
 		logger.WarnContext(c.Request.Context(), "merge timed out", "event_id", id, "error", err)

@@ -154,7 +154,9 @@ func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.Handl
 // handleIncidentsRefresh starts a rebuild now.
 func handleIncidentsRefresh(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		run, err := tc.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
+		defer cancel()
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                 workflows.IncidentsManualWorkflowID(time.Now()),
 			TaskQueue:          workflows.TaskQueue,
 			WorkflowRunTimeout: 15 * time.Minute,

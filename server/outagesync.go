@@ -50,7 +50,9 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 		if since == "" {
 			since = defaultSince.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 		}
-		run, err := tc.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
+		defer cancel()
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                       workflows.OutageSyncWorkflowID(site),
 			TaskQueue:                workflows.TaskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
@@ -98,7 +100,9 @@ func handleOutageSyncGet(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 			respondError(c, logger, err)
 			return
 		}
-		ctx := c.Request.Context()
+		// Three calls at most (describe, then the result): each well inside the bound.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
+		defer cancel()
 		id := workflows.OutageSyncWorkflowID(site)
 		desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
 		var notFound *serviceerror.NotFound
@@ -127,7 +131,7 @@ func handleOutageSyncGet(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 			var res workflows.SyncSiteOutagesResult
 			if err := tc.GetWorkflow(ctx, id, out.RunID).Get(ctx, &res); err != nil {
-				respondError(c, logger, fmt.Errorf("read result of %s: %w", id, err))
+				respondError(c, logger, temporalError(logger, c, "read result of "+id, err))
 				return
 			}
 			out.State = "completed"
@@ -165,18 +169,29 @@ func siteParam(c *gin.Context) (string, error) {
 	return site, nil
 }
 
-// temporalError turns a failed Temporal call into what the client sees: 503 when Temporal
-// cannot be reached or is overloaded (retry later), 504 when the request ran out of time;
-// the detail goes to the log.
+// temporalCallTimeout bounds one call to Temporal (a start, a describe). While the frontend
+// is unreachable the SDK retries until its deadline; the client hears 503 well before its
+// own patience runs out.
+const temporalCallTimeout = 5 * time.Second
+
+// temporalRetryAfter is what a 503 for Temporal asks the client to wait, in seconds.
+const temporalRetryAfter = "5"
+
+// temporalError turns a failed Temporal call into what the client sees: 503 with
+// Retry-After when Temporal cannot be reached, is overloaded or did not answer in time
+// (nothing was started: the request can simply be repeated); the detail goes to the log.
 func temporalError(logger *slog.Logger, c *gin.Context, what string, err error) error {
 	logger.WarnContext(c.Request.Context(), what+" failed", "error", err, "request_id", requestID(c))
 	var unavailable *serviceerror.Unavailable
 	var busy *serviceerror.ResourceExhausted
+	var deadline *serviceerror.DeadlineExceeded
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return Errorf(CodeGatewayTimeout, what+": Temporal did not answer in time")
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &deadline):
+		c.Header("Retry-After", temporalRetryAfter)
+		return Errorf(CodeUnavailable, what+": Temporal did not answer in time (unreachable or overloaded); retry later")
 	case errors.As(err, &unavailable), errors.As(err, &busy):
-		return Errorf(CodeUnavailable, what+": Temporal is unavailable, retry later")
+		c.Header("Retry-After", temporalRetryAfter)
+		return Errorf(CodeUnavailable, what+": Temporal is unavailable; retry later")
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -11,14 +11,15 @@ import (
 	"relay/internal/incidents"
 )
 
-// incidentsRetryPolicy: the incidents API is slow and sometimes fails; 5xx, time-outs and
-// dropped connections are retried with backoff. 401/403 (bad credentials) and answers
-// that break the API's shape are final, and reported as such.
+// incidentsRetryPolicy: the incidents API is slow and sometimes fails; 5xx, 429, time-outs
+// and dropped connections are retried with backoff, bounded by time (the fetch options'
+// ScheduleToClose), not by a count: the eight fetches go out together, so a rate-limited
+// API turns most of them away at each try, and must slow a refresh down, not fail it.
+// 401/403 (bad credentials) and answers that break the API's shape are final.
 var incidentsRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:        time.Second,
 	BackoffCoefficient:     2,
 	MaximumInterval:        30 * time.Second,
-	MaximumAttempts:        6,
 	NonRetryableErrorTypes: append([]string{activities.ErrInvalidUpstreamData}, activities.NonRetryableUpstreamErrors...),
 }
 

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
@@ -80,13 +81,19 @@ func (s *IncidentsSuite) TestRetriesA5xxType() {
 // keep the last good snapshot.
 func (s *IncidentsSuite) TestATypeFailingForGoodPublishesNothing() {
 	s.fetchesSucceed("misuse")
-	s.env.OnActivity(s.a.FetchIncidents, mock.Anything, "misuse").
-		Return(activities.Staged{}, temporal.NewApplicationError("incidents GET /incidents/misuse/: 500", activities.ErrUpstreamUnavailable)).
-		Times(int(incidentsRetryPolicy.MaximumAttempts))
+	attempts := 0
+	s.env.OnActivity(s.a.FetchIncidents, mock.Anything, "misuse").Return(func(context.Context, string) (activities.Staged, error) {
+		attempts++
+		return activities.Staged{}, temporal.NewApplicationError("incidents GET /incidents/misuse/: 500", activities.ErrUpstreamUnavailable)
+	})
+	start := s.env.Now()
 	s.env.ExecuteWorkflow(AggregateIncidents, AggregateIncidentsInput{})
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
 	s.Contains(err.Error(), "misuse")
+	// Retried with backoff until the fetch's ScheduleToClose runs out, then given up.
+	s.Greater(attempts, 6)
+	s.LessOrEqual(s.env.Now().Sub(start), incidentsFetchOptions.ScheduleToCloseTimeout+time.Second)
 	// BuildSnapshot was never mocked: had the workflow called it, the run would have
 	// failed on the unmocked call instead, and AssertExpectations checks the rest.
 }

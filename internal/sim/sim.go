@@ -42,13 +42,16 @@ type Upstream struct {
 
 // Call is one request a simulator received, for tests to check.
 type Call struct {
-	At         time.Time   `json:"at"`
-	Method     string      `json:"method"`
-	Path       string      `json:"path"`
-	Query      string      `json:"query,omitempty"`
-	Authorized bool        `json:"authorized"`
-	Status     int         `json:"status"`
-	Header     http.Header `json:"-"`
+	At         time.Time `json:"at"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	Query      string    `json:"query,omitempty"`
+	Authorized bool      `json:"authorized"`
+	Status     int       `json:"status"`
+	// Fault names what the knobs did to this call, if anything: "reset", "rate-limit",
+	// "hiccup", "failure", "truncate" or "garble".
+	Fault  string      `json:"fault,omitempty"`
+	Header http.Header `json:"-"`
 }
 
 // maxCalls bounds the call log so that a long load test cannot grow it without end.
@@ -150,6 +153,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	d := s.decide(r)
 	call.Authorized = d.authorized
+	call.Fault = d.fault()
 	if d.reset {
 		rec.status = 0 // no answer at all
 		closeConnection(w)
@@ -242,10 +246,30 @@ type decision struct {
 	limited    time.Duration // > 0: answer 429 with this much of the window left
 	reset      bool
 	delay      time.Duration
+	hiccup     bool
 	fail       bool
 	truncate   bool
 	garble     garbleKind
 	routes     http.Handler
+}
+
+// fault names the first fault the call meets, as Call.Fault reports it.
+func (d decision) fault() string {
+	switch {
+	case d.reset:
+		return "reset"
+	case d.limited > 0:
+		return "rate-limit"
+	case d.fail:
+		return "failure"
+	case d.truncate:
+		return "truncate"
+	case d.garble != garbleNone:
+		return "garble"
+	case d.hiccup:
+		return "hiccup"
+	}
+	return ""
 }
 
 // decide rolls the dice for one call under the lock, so that faults are reproducible
@@ -274,6 +298,7 @@ func (s *Sim) decide(r *http.Request) decision {
 	d.delay = k.Latency
 	if k.HiccupRate > 0 && k.HiccupDelay > 0 && s.rng.Float64() < k.HiccupRate {
 		d.delay += time.Duration(1 + s.rng.Int64N(int64(k.HiccupDelay)))
+		d.hiccup = true
 	}
 	d.fail = k.FailureRate > 0 && s.rng.Float64() < k.FailureRate
 	d.reset = k.ResetRate > 0 && s.rng.Float64() < k.ResetRate
