@@ -40,7 +40,10 @@ type Event struct {
 func (a *C42) FetchEvent(ctx context.Context, eventID string) (Event, error) {
 	path := "/events/" + url.PathEscape(eventID) + "/"
 	var body struct {
-		Data []Event `json:"data"`
+		Data []struct {
+			ID    *string `json:"id"`
+			Title *string `json:"title"`
+		} `json:"data"`
 	}
 	if _, err := a.api.getJSON(ctx, path, &body); err != nil {
 		return Event{}, err
@@ -48,8 +51,16 @@ func (a *C42) FetchEvent(ctx context.Context, eventID string) (Event, error) {
 	if len(body.Data) != 1 {
 		return Event{}, badResponse("c42", path, fmt.Errorf("data holds %d events, want 1", len(body.Data)))
 	}
-	return body.Data[0], nil
+	// A missing or null title would be served (and cached) as an empty one.
+	e := body.Data[0]
+	if e.ID == nil || e.Title == nil {
+		return Event{}, badResponse("c42", path, fmt.Errorf("the event has no id or no title"))
+	}
+	return Event{ID: *e.ID, Title: *e.Title}, nil
 }
+
+// MaxSubscriptions bounds the subscribers relay merges for one event (100 pages).
+const MaxSubscriptions = 10_000
 
 // PageRequest asks for one page of an event's subscriptions.
 type PageRequest struct {
@@ -88,6 +99,11 @@ func (a *C42) FetchSubscriptionsPage(ctx context.Context, req PageRequest) (Subs
 	}
 	if body.MetaData == nil || body.MetaData.Count == nil {
 		return SubscriptionsPage{}, badResponse("c42", path, fmt.Errorf("no meta_data.count"))
+	}
+	// The count decides how many pages the workflow asks for at once: a count no event
+	// has is refused here, not turned into a million activities.
+	if c := *body.MetaData.Count; c < 0 || c > MaxSubscriptions {
+		return SubscriptionsPage{}, badResponse("c42", path, fmt.Errorf("meta_data.count %d is outside 0..%d", c, MaxSubscriptions))
 	}
 	page := SubscriptionsPage{Offset: req.Offset, Names: make([]string, 0, len(body.Data)), Count: *body.MetaData.Count}
 	for i, s := range body.Data {

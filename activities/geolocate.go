@@ -34,9 +34,13 @@ type GeoOptions struct {
 	CacheTTL  time.Duration // how long a location is reused for its IP
 }
 
+// GeoRateKey names the geolocation API's rate slots in the store; the status page counts
+// them to chart the API's calls per second.
+const GeoRateKey = "geoip"
+
 // NewGeo builds the geolocation activities.
 func NewGeo(o GeoOptions) (*Geo, error) {
-	limiter, err := ratelimit.New(o.Store, "geoip", o.RateLimit)
+	limiter, err := ratelimit.New(o.Store, GeoRateKey, o.RateLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -107,25 +111,33 @@ func (a *Geo) Locate(ctx context.Context, ip string) (Location, error) {
 	var answer struct {
 		City    *string `json:"city"`
 		Country *struct {
-			IsoCode string `json:"iso_code"`
-			Name    string `json:"name"`
+			IsoCode *string `json:"iso_code"`
+			Name    string  `json:"name"`
 		} `json:"country"`
 		Location *struct {
-			AccuracyRadius int     `json:"accuracy_radius"`
-			Latitude       float64 `json:"latitude"`
-			Longitude      float64 `json:"longitude"`
-			TimeZone       string  `json:"time_zone"`
+			AccuracyRadius int      `json:"accuracy_radius"`
+			Latitude       *float64 `json:"latitude"`
+			Longitude      *float64 `json:"longitude"`
+			TimeZone       string   `json:"time_zone"`
 		} `json:"location"`
 	}
 	if _, err := a.api.getJSON(ctx, path, &answer); err != nil {
 		return Location{}, err
 	}
-	if answer.Country == nil || answer.Location == nil {
+	// An event is filed by its country code (GET /events?country= matches two capitals)
+	// and placed by its coordinates: an answer without them is no location, not (0, 0).
+	switch {
+	case answer.Country == nil || answer.Location == nil:
 		return Location{}, badResponse("geoip", path, fmt.Errorf("no country or location"))
+	case answer.Country.IsoCode == nil || !isCountryCode(*answer.Country.IsoCode):
+		return Location{}, badResponse("geoip", path, fmt.Errorf("country.iso_code is not two capital letters"))
+	case answer.Location.Latitude == nil || answer.Location.Longitude == nil ||
+		math.Abs(*answer.Location.Latitude) > 90 || math.Abs(*answer.Location.Longitude) > 180:
+		return Location{}, badResponse("geoip", path, fmt.Errorf("no latitude and longitude on the globe"))
 	}
-	loc := Location{City: answer.City, Latitude: answer.Location.Latitude, Longitude: answer.Location.Longitude,
+	loc := Location{City: answer.City, Latitude: *answer.Location.Latitude, Longitude: *answer.Location.Longitude,
 		TimeZone: answer.Location.TimeZone, AccuracyRadius: answer.Location.AccuracyRadius}
-	loc.Country.IsoCode, loc.Country.Name = answer.Country.IsoCode, answer.Country.Name
+	loc.Country.IsoCode, loc.Country.Name = *answer.Country.IsoCode, answer.Country.Name
 	return loc, nil
 }
 
@@ -164,6 +176,11 @@ func (a *Geo) RecordLocation(ctx context.Context, in RecordInput) error {
 	// Whoever waits on this IP finds the answer in the cache now (or, after a give-up,
 	// may ask again).
 	return a.store.ReleaseLookup(ctx, in.IP)
+}
+
+// isCountryCode reports whether s is an ISO 3166 alpha-2 code as the API writes them: "GB".
+func isCountryCode(s string) bool {
+	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
 }
 
 // periodRemaining reads the geo API's 429 body: {"period_remaining": <seconds>}.

@@ -63,6 +63,9 @@ func (a *KF) FetchOutages(ctx context.Context, siteID string) (StagedOutages, er
 	if err != nil {
 		return StagedOutages{}, err
 	}
+	if list == nil { // null: taken for no outages, it would post an empty list over the site's
+		return StagedOutages{}, badResponse("kf", "/outages", fmt.Errorf("null, not a list"))
+	}
 	key := stagingKey(ctx, siteID, "outages")
 	if err := a.store.PutBlob(ctx, key, data); err != nil {
 		return StagedOutages{}, err

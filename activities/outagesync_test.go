@@ -157,8 +157,8 @@ func TestKFGarbageAnswers(t *testing.T) {
 		body   string
 		typ    string
 	}{
-		"not JSON":          {200, `<html>oops</html>`, ErrUpstreamBadResponse},
-		"truncated JSON":    {200, `[{"id":"a","begin":"2022-01-01T00:00:00Z"`, ErrUpstreamBadResponse},
+		"not JSON":          {200, `<html>oops</html>`, ErrUpstreamGarbled},
+		"truncated JSON":    {200, `[{"id":"a","begin":"2022-01-01T00:00:00Z"`, ErrUpstreamGarbled},
 		"object not array":  {200, `{"outages":[]}`, ErrUpstreamBadResponse},
 		"wrong field types": {200, `[{"id":5,"begin":true,"end":null}]`, ErrUpstreamBadResponse},
 		"500 with HTML":     {500, `<h1>Internal Server Error</h1>`, ErrUpstreamUnavailable},

@@ -4,28 +4,34 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/temporal"
 )
 
 // Error types of upstream failures, as workflows' retry policies name them. The first
-// four are the upstream saying no: retrying cannot help. The rest may pass on a retry.
+// five are the upstream saying no: retrying cannot help. The rest may pass on a retry.
 const (
 	ErrUpstreamBadRequest   = "UpstreamBadRequest"   // 400, 422
 	ErrUpstreamUnauthorized = "UpstreamUnauthorized" // 401, 403
 	ErrUpstreamNotFound     = "UpstreamNotFound"     // 404
-	ErrUpstreamBadResponse  = "UpstreamBadResponse"  // a 2xx body that does not decode
+	ErrUpstreamBadResponse  = "UpstreamBadResponse"  // well-formed JSON of the wrong shape: the API changed
 	ErrUpstreamRejected     = "UpstreamRejected"     // any other 4xx
 	ErrUpstreamRateLimited  = "UpstreamRateLimited"  // 429
 	ErrUpstreamUnavailable  = "UpstreamUnavailable"  // 5xx
-	ErrUpstreamUnreachable  = "UpstreamUnreachable"  // connection refused, reset, timed out
+	ErrUpstreamUnreachable  = "UpstreamUnreachable"  // connection refused, reset, timed out, answer cut short
+	// ErrUpstreamGarbled is a 2xx answer that is not JSON at all: a gateway's HTML page or
+	// a body broken on the way. That is how transient faults look, so it is retried
+	// (a bounded number of times, like a 5xx).
+	ErrUpstreamGarbled = "UpstreamGarbled"
 )
 
 // ErrInvalidInput is a workflow or activity input that can never succeed as given.
@@ -84,13 +90,19 @@ type upstream struct {
 
 // do sends a request and returns the body of a 2xx answer.
 func (u *upstream) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	data, _, err := u.doWithType(ctx, method, path, body)
+	return data, err
+}
+
+// doWithType is do that also returns the answer's Content-Type.
+func (u *upstream) doWithType(ctx context.Context, method, path string, body []byte) ([]byte, string, error) {
 	var reader io.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.baseURL+path, reader)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s %s: %v", u.name, path, err), ErrUpstreamBadRequest, err)
+		return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s %s: %v", u.name, path, err), ErrUpstreamBadRequest, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -103,18 +115,18 @@ func (u *upstream) do(ctx context.Context, method, path string, body []byte) ([]
 	resp, err := u.http.Do(req)
 	if err != nil {
 		u.metrics.observe(u.name, "error", time.Since(start))
-		return nil, temporal.NewApplicationErrorWithCause(
+		return nil, "", temporal.NewApplicationErrorWithCause(
 			fmt.Sprintf("%s %s %s: no answer: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
 	u.metrics.observe(u.name, strconv.Itoa(resp.StatusCode), time.Since(start))
 	if err != nil {
-		return nil, temporal.NewApplicationErrorWithCause(
+		return nil, "", temporal.NewApplicationErrorWithCause(
 			fmt.Sprintf("%s %s %s: answer cut short: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return data, nil
+		return data, resp.Header.Get("Content-Type"), nil
 	}
 	err = statusError(u.name, method, path, resp, data)
 	if resp.StatusCode == http.StatusTooManyRequests && u.retryAfter != nil {
@@ -123,17 +135,26 @@ func (u *upstream) do(ctx context.Context, method, path string, body []byte) ([]
 				temporal.ApplicationErrorOptions{NextRetryDelay: d})
 		}
 	}
-	return nil, err
+	return nil, "", err
 }
 
 // getJSON GETs path and decodes the answer into out.
 func (u *upstream) getJSON(ctx context.Context, path string, out any) ([]byte, error) {
-	data, err := u.do(ctx, http.MethodGet, path, nil)
+	data, contentType, err := u.doWithType(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return nil, badResponse(u.name, path, err)
+		// JSON of the wrong shape is the API's contract changing; a body that is not JSON
+		// at all (a gateway's HTML page, an answer broken on the way) is a passing fault.
+		// The Content-Type is only reported: some APIs label good JSON text/plain.
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, badResponse(u.name, path, err)
+		}
+		return nil, temporal.NewApplicationErrorWithCause(
+			fmt.Sprintf("%s GET %s: answer (%s) is not JSON: %v: %s", u.name, path, excerpt(contentType), err, upstreamMessage(data)),
+			ErrUpstreamGarbled, err)
 	}
 	return data, nil
 }
@@ -177,23 +198,40 @@ func upstreamMessage(body []byte) string {
 	}
 	if json.Unmarshal(body, &env) == nil {
 		if env.Message != "" {
-			return env.Message
+			return excerpt(env.Message)
 		}
 		if env.Error.Message != "" {
-			return env.Error.Message
+			return excerpt(env.Error.Message)
 		}
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return excerpt(string(body))
 }
+
+// excerpt cuts upstream text to about 200 bytes of valid UTF-8. It ends up in an activity's
+// failure, which Temporal keeps in history and cannot record at all if a string in it is
+// not UTF-8 (a Latin-1 error page, or a cut through a character).
+func excerpt(s string) string {
+	const limit = 200
+	s = strings.ToValidUTF8(strings.TrimSpace(s), "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// maxRetryAfter bounds a Retry-After that relay believes: a longer one (or one that would
+// overflow a time.Duration) is not a plan for this job, and the retry policy decides.
+const maxRetryAfter = time.Hour
 
 // retryAfter reads a Retry-After of whole seconds; 0 leaves the delay to the retry policy.
 func retryAfter(v string) time.Duration {
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+	secs, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || secs <= 0 || secs > int(maxRetryAfter/time.Second) {
+		return 0
 	}
-	return 0
+	return time.Duration(secs) * time.Second
 }

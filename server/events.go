@@ -229,6 +229,18 @@ func (l *submitLimiter) allow(ip string) (bool, time.Duration) {
 	return true, 0
 }
 
+// clientIP is the request's client address (see New) in canonical form. gin returns an
+// X-Forwarded-For entry as the proxy wrote it, and a proxy on a dual-stack socket writes
+// an IPv4 client as ::ffff:203.0.113.9: one client must be one address to the limiter, the
+// store and the geolocation (which places IPv4 addresses only).
+func clientIP(c *gin.Context) string {
+	ip := c.ClientIP()
+	if addr, err := netip.ParseAddr(ip); err == nil {
+		return addr.Unmap().String()
+	}
+	return ip
+}
+
 // clientKey is what a client is limited by: its IP, or its /64 for IPv6.
 func clientKey(ip string) string {
 	addr, err := netip.ParseAddr(ip)
@@ -286,7 +298,7 @@ func idempotencyKey(c *gin.Context) (string, error) {
 // A client over its rate is refused before its body is read.
 func handleEventSubmit(logger *slog.Logger, events EventStore, limiter *submitLimiter, accepted func()) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ip := c.ClientIP()
+		ip := clientIP(c)
 		if ok, wait := limiter.allow(ip); !ok {
 			secs := retryAfter(wait)
 			c.Header("Retry-After", secs)
@@ -313,7 +325,7 @@ func handleEventSubmit(logger *slog.Logger, events EventStore, limiter *submitLi
 			TaskID: id.String(), Name: name, StatusCode: code, IP: ip, IdempotencyKey: key,
 		})
 		if err != nil {
-			respondError(c, logger, fmt.Errorf("accept event: %w", err))
+			respondError(c, logger, storeError(c, logger, "accept event", err))
 			return
 		}
 		if !existed && accepted != nil {
@@ -368,7 +380,7 @@ func handleEventGet(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 			return
 		}
 		if err != nil {
-			respondError(c, logger, fmt.Errorf("read event: %w", err))
+			respondError(c, logger, storeError(c, logger, "read event", err))
 			return
 		}
 		respondEncoded(c, logger, http.StatusOK, struct {
@@ -457,7 +469,7 @@ func handleEventsList(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 			return
 		}
 		if err != nil {
-			respondError(c, logger, fmt.Errorf("list events: %w", err))
+			respondError(c, logger, storeError(c, logger, "list events", err))
 			return
 		}
 		data := make([]eventJSON, len(list))
@@ -474,6 +486,17 @@ func handleEventsList(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 			Status     string      `json:"status"`
 		}{data, nextCursor, statusSuccess})
 	}
+}
+
+// storeError answers a database that is down or restarting with 503 and Retry-After:
+// nothing was stored, and the same request can be sent again. Anything else is internal.
+func storeError(c *gin.Context, logger *slog.Logger, what string, err error) error {
+	if store.IsUnavailable(err) {
+		logger.WarnContext(c.Request.Context(), what+": database unavailable", "error", err, "request_id", requestID(c))
+		c.Header("Retry-After", "2")
+		return Errorf(CodeUnavailable, what+": the database is unavailable; retry later")
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // noEventStore stands in when New is given no EventStore: the event endpoints answer 503.

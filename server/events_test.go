@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -438,6 +440,16 @@ func TestEventSubmitStoreFailureIsInternal(t *testing.T) {
 	assert.Equal(t, "internal error", e.Error.Message)
 	assert.NotContains(t, rec.Body.String(), "password")
 	assert.Contains(t, eh.log.String(), internalDetail, "the detail is logged")
+	assert.Zero(t, eh.acceptedCalls())
+}
+
+func TestEventSubmitWhileTheDatabaseIsDownIs503(t *testing.T) {
+	eh := newEventsHarness(t, Config{})
+	eh.store.err = fmt.Errorf("insert: %w", syscall.ECONNREFUSED)
+	rec := eh.submit(t, "/event/submit", peer, `{"name":"a"}`)
+	e := eventErrorOf(t, rec, http.StatusServiceUnavailable, CodeUnavailable)
+	assert.Contains(t, e.Error.Message, "the database is unavailable")
+	assert.Equal(t, "2", rec.Header().Get("Retry-After"))
 	assert.Zero(t, eh.acceptedCalls())
 }
 

@@ -193,7 +193,7 @@ func (b *builder) addBody(ti int) error {
 		key := keyName(body[i:end])
 		i = skipSpace(body, skipSpace(body, end)+1) // past ':'
 		if string(key) != "results" {
-			return notResults(fmt.Sprintf("unexpected key %q", key))
+			return notResults("unexpected key " + quoted(key))
 		}
 		if seen {
 			return notResults(`"results" appears twice`)
@@ -242,7 +242,7 @@ func (b *builder) addRecord(ti, idx int, body []byte, start, end int) error {
 	}
 	b.fields = scanFields(body[start:end], b.fields[:0])
 	if name, dup := duplicateKey(b.fields); dup {
-		return fail("key %q appears twice", name)
+		return fail("key %s appears twice", quoted(name))
 	}
 	size := len(`{"type":""}`) + len(k.name)
 	var prioRaw, tsRaw, ownerRaw []byte
@@ -633,6 +633,10 @@ func parseID(raw []byte, strings bool) (int64, bool) {
 	}
 	return n, true
 }
+
+// quoted returns a key's name quoted for an error message, cut like excerpt: an upstream
+// key can be megabytes long, and the message ends up in workflow history.
+func quoted(name []byte) string { return excerpt([]byte(strconv.Quote(string(name)))) }
 
 // excerpt returns raw JSON for an error message, cut after about 64 bytes.
 func excerpt(raw []byte) string {
