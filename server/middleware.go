@@ -56,15 +56,15 @@ func withRecovery(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// withAccessLog logs one line per request once it is answered. Probes and scrapes go at
-// debug level so that they do not drown the rest.
+// withAccessLog logs one line per request once it is answered. Probes, scrapes and the
+// status page (which reloads itself) go at debug level so that they do not drown the rest.
 func withAccessLog(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
 		level := slog.LevelInfo
 		switch c.FullPath() {
-		case "/healthz", "/readyz", "/metrics":
+		case "/healthz", "/readyz", "/metrics", "/":
 			level = slog.LevelDebug
 		}
 		if c.Writer.Status() >= 500 {

@@ -19,13 +19,15 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 		return gin.H{"incidents_snapshot_age_seconds": int(age.Seconds())}
 	}))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	r.GET("/openapi.json", handleOpenAPI()) // the contract; tests hold it to these routes
 
 	incidents := handleIncidentsGet(logger, deps.Incidents)
 	r.GET("/incidents", incidents)
 	r.HEAD("/incidents", incidents) // headers only: a cheap freshness check
 	r.POST("/incidents/refresh", handleIncidentsRefresh(logger, deps.Temporal))
 
-	events := handleEventWithSubscriptions(logger, deps.Temporal, newEventCache(cfg.EventCacheTTL, cfg.EventCacheSize, deps.Registry))
+	eventCache := newEventCache(cfg.EventCacheTTL, cfg.EventCacheSize, deps.Registry)
+	events := handleEventWithSubscriptions(logger, deps.Temporal, eventCache)
 	r.GET("/events-with-subscriptions/:event_id", events)
 	r.GET("/events-with-subscriptions/:event_id/", events)
 
@@ -39,4 +41,7 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 
 	r.POST("/sites/:site_id/outage-sync", handleOutageSyncStart(logger, deps.Temporal, cfg.OutagesSince))
 	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
+
+	// The operators' page: every job at a glance (HTML, behind the API keys like the rest).
+	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, deps, eventCache)))
 }

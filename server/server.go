@@ -31,6 +31,13 @@ type Config struct {
 	// (default 20 when <= 0); SubmitBurst is how many it may make at once (default 40).
 	SubmitRate  float64
 	SubmitBurst int
+
+	// TemporalUIURL is the Temporal Web UI the status page links runs to; empty shows
+	// their ids without links. TemporalNamespace is the namespace in those links.
+	TemporalUIURL     string
+	TemporalNamespace string
+	// GeoRateLimit is the geolocation API's calls per second, drawn on the status page.
+	GeoRateLimit float64
 }
 
 // Temporal is what the API asks of the Temporal client (client.Client has it all).
@@ -38,6 +45,9 @@ type Temporal interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
+	// ListWorkflow and CountWorkflow read visibility, for the status page's job panels.
+	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	CountWorkflow(ctx context.Context, request *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error)
 }
 
 // Deps are the API's collaborators.
@@ -58,6 +68,9 @@ type Deps struct {
 	// block), so an in-process dispatcher can start its workflow at once instead of at
 	// its next poll. A repeated submission (same Idempotency-Key) does not call it.
 	EventAccepted func()
+	// RateSlots reads the geolocation API's calls per second from the store, for the
+	// status page (the workers that make the calls may be other processes).
+	RateSlots RateSlotReader
 }
 
 func init() {

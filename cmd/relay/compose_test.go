@@ -29,6 +29,7 @@ type composeFile struct {
 		DependsOn   any            `yaml:"depends_on"`
 		Ports       []string       `yaml:"ports"`
 		Container   string         `yaml:"container_name"`
+		Volumes     []string       `yaml:"volumes"`
 	} `yaml:"services"`
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
 	"relay/activities"
@@ -58,6 +59,9 @@ type System struct {
 	Sims     *sim.Fleet             // nil unless dev started simulators
 	Registry *prometheus.Registry
 	HTTPAddr string // where the API listens, "" without one
+	// MetricsAddr is where /metrics is served on its own listener (RELAY_METRICS_ADDR),
+	// "" without one.
+	MetricsAddr string
 
 	logger     *slog.Logger
 	dispatcher *worker.Dispatcher            // nil without a worker
@@ -93,6 +97,11 @@ func Start(ctx context.Context, cfg config.Config, parts Parts, logger *slog.Log
 	}
 	if parts.HTTP {
 		if err := s.startHTTP(); err != nil {
+			return nil, err
+		}
+	}
+	if s.Config.MetricsAddr != "" {
+		if err := s.startMetrics(); err != nil {
 			return nil, err
 		}
 	}
@@ -163,6 +172,9 @@ func (s *System) startDev(parts Parts) error {
 	}
 	s.Temporal = ts
 	cfg.TemporalAddress = ts.FrontendAddr()
+	if cfg.TemporalUIURL == "" && ts.UIAddr() != "" {
+		cfg.TemporalUIURL = "http://" + ts.UIAddr() // the status page links runs to it
+	}
 	s.onStop(func(context.Context) error { return ts.Stop() })
 	return nil
 }
@@ -245,7 +257,7 @@ func (s *System) startWorker(ctx context.Context) error {
 	cfg := s.Config
 	metrics := activities.NewUpstreamMetrics(s.Registry)
 	geo, err := activities.NewGeo(activities.GeoOptions{
-		BaseURL: cfg.GeoIP.URL, HTTP: upstreamHTTPClient(), Store: s.Store, Metrics: metrics,
+		BaseURL: cfg.GeoIP.URL, HTTP: upstreamHTTPClient(cfg.UpstreamTimeout), Store: s.Store, Metrics: metrics,
 		RateLimit: cfg.GeoIP.RateLimit, CacheTTL: cfg.GeoIP.CacheTTL,
 	})
 	if err != nil {
@@ -254,21 +266,28 @@ func (s *System) startWorker(ctx context.Context) error {
 	w, err := worker.New(s.Client, worker.Activities{
 		Pinger: &activities.Pinger{Worker: identity()},
 		KF: activities.NewKF(activities.KFOptions{
-			BaseURL: cfg.KF.URL, APIKey: cfg.KF.APIKey, HTTP: upstreamHTTPClient(),
+			BaseURL: cfg.KF.URL, APIKey: cfg.KF.APIKey, HTTP: upstreamHTTPClient(cfg.UpstreamTimeout),
 			Store: s.Store, Metrics: metrics, DefaultSince: cfg.KF.OutagesSince,
 		}),
 		C42: activities.NewC42(activities.C42Options{
-			BaseURL: cfg.C42.URL, Token: cfg.C42.Token, HTTP: upstreamHTTPClient(), Metrics: metrics,
+			BaseURL: cfg.C42.URL, Token: cfg.C42.Token, HTTP: upstreamHTTPClient(cfg.UpstreamTimeout), Metrics: metrics,
 		}),
 		Incidents: activities.NewIncidents(activities.IncidentsOptions{
 			BaseURL: cfg.Incidents.URL, User: cfg.Incidents.User, Password: cfg.Incidents.Password,
-			HTTP: upstreamHTTPClient(), Store: s.Store, Metrics: metrics,
+			HTTP: upstreamHTTPClient(cfg.UpstreamTimeout), Store: s.Store, Metrics: metrics,
 		}),
 		Geo: geo,
 	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
 	if err != nil {
 		return err
 	}
+	// The limit beside the calls, so that a dashboard can draw one against the other.
+	geoLimit := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_upstream_rate_limit", Help: "Calls per second an upstream API allows.",
+		ConstLabels: prometheus.Labels{"api": "geoip"},
+	})
+	geoLimit.Set(cfg.GeoIP.RateLimit)
+	s.Registry.MustRegister(geoLimit)
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -304,10 +323,15 @@ func (s *System) startHTTP() error {
 		EventCacheTTL:  s.Config.C42.CacheTTL,
 		SubmitRate:     s.Config.GeoIP.SubmitRate,
 		SubmitBurst:    int(2 * s.Config.GeoIP.SubmitRate),
+		// for the status page
+		TemporalUIURL:     s.Config.TemporalUIURL,
+		TemporalNamespace: s.Config.TemporalNamespace,
+		GeoRateLimit:      s.Config.GeoIP.RateLimit,
 	}, server.Deps{
 		Temporal:      s.Client,
 		Incidents:     snaps,
 		Events:        s.Store,
+		RateSlots:     s.Store,
 		EventAccepted: s.notifyDispatcher,
 		Registry:      s.Registry,
 		Checks: []server.Check{
@@ -322,17 +346,38 @@ func (s *System) startHTTP() error {
 	if err != nil {
 		return fmt.Errorf("http api on %s: %w", s.Config.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	srv := server.NewHTTPServer(handler, server.DefaultTimeouts, s.logger)
 	s.HTTPAddr = l.Addr().String()
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.served <- err
+		}
+	}()
+	s.onStop(srv.Shutdown)
+	return nil
+}
+
+// startMetrics serves /metrics on a listener of its own: a worker has no other, and a
+// scraper needs no API key for it.
+func (s *System) startMetrics() error {
+	l, err := net.Listen("tcp", s.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics on %s: %w", s.Config.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.MetricsAddr = l.Addr().String()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case s.served <- fmt.Errorf("metrics: %w", err):
+			default: // the API's failure is reported already
+			}
 		}
 	}()
 	s.onStop(srv.Shutdown)
@@ -348,12 +393,12 @@ func (s *System) notifyDispatcher() {
 }
 
 // upstreamHTTPClient is the client activities call upstream APIs with: a call that
-// hangs is cut off well inside the activities' own timeouts, so that it is retried.
-func upstreamHTTPClient() *http.Client {
+// hangs is cut off (RELAY_UPSTREAM_TIMEOUT, inside the activities' own timeouts), so that
+// it is retried.
+func upstreamHTTPClient(timeout time.Duration) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
-	transport.ResponseHeaderTimeout = 30 * time.Second
-	return &http.Client{Transport: transport, Timeout: 45 * time.Second}
+	return &http.Client{Transport: transport, Timeout: timeout}
 }
 
 // identity names this process to Temporal as the SDK would: pid@host.

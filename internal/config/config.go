@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,11 @@ type Config struct {
 	TrustedProxies    []netip.Prefix
 	LogLevel          string
 	LogFormat         string
+	// TemporalUIURL is the Temporal Web UI the status page links each run to; dev fills
+	// it in with the embedded UI's.
+	TemporalUIURL string
+	// MetricsAddr, when set, serves /metrics on a listener of its own: a worker's only one.
+	MetricsAddr string
 
 	// dev only: where the embedded Temporal frontend and its Web UI listen.
 	TemporalListen string
@@ -45,6 +51,9 @@ type Config struct {
 	C42       C42
 	GeoIP     GeoIP
 	KF        KF
+	// UpstreamTimeout bounds one upstream call, answer included: a call that hangs is
+	// cut off and retried.
+	UpstreamTimeout time.Duration
 }
 
 // Incidents configures the security incidents API.
@@ -97,6 +106,7 @@ func Default() Config {
 			SiteID:       "norwich-pear-tree",
 			OutagesSince: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC),
 		},
+		UpstreamTimeout: 45 * time.Second,
 	}
 }
 
@@ -151,6 +161,8 @@ var settings = []setting{
 	{"RELAY_LOG_FORMAT", "log `format`: text or json", Common | Sim, false, func(c *Config) value { return oneOfValue{&c.LogFormat, []string{"text", "json"}} }},
 	{"RELAY_API_KEYS", "comma-separated API `keys`; when set, every route but /healthz needs 'Authorization: Bearer <key>'", HTTP, true, func(c *Config) value { return listValue{&c.APIKeys} }},
 	{"RELAY_TRUSTED_PROXIES", "comma-separated `CIDRs` whose X-Forwarded-For is believed", HTTP, false, func(c *Config) value { return cidrsValue{&c.TrustedProxies} }},
+	{"RELAY_TEMPORAL_UI_URL", "Temporal Web UI base `URL` the status page links runs to (dev: the embedded UI)", HTTP, false, func(c *Config) value { return urlValue{&c.TemporalUIURL} }},
+	{"RELAY_METRICS_ADDR", "also serve /metrics, without API keys, on this listen `address` (a worker's only HTTP listener)", Common, false, func(c *Config) value { return optAddrValue{&c.MetricsAddr} }},
 	{"RELAY_TEMPORAL_LISTEN", "dev: embedded Temporal frontend listen `address` (port 0 picks a free one)", Embedded, false, func(c *Config) value { return addrValue{&c.TemporalListen} }},
 	{"RELAY_UI_ADDR", "dev: Temporal Web UI listen `address`, or 'off'", Embedded, false, func(c *Config) value { return uiAddrValue{&c.UIAddr} }},
 	{"RELAY_SIM_KNOBS", "simulator fault `knobs`, e.g. 'latency=50ms;geoip:hiccup-rate=0.1,hiccup-delay=5s' (see README)", Sim, false, func(c *Config) value { return stringValue{&c.SimKnobs} }},
@@ -163,13 +175,14 @@ var settings = []setting{
 	{"C42_API_TOKEN", "calendar API `token`", Upstream, true, func(c *Config) value { return stringValue{&c.C42.Token} }},
 	{"C42_CACHE_TTL", "how long a merged event is served from cache (a `duration`)", HTTP, false, func(c *Config) value { return durationValue{&c.C42.CacheTTL} }},
 	{"GEOIP_API_URL", "geolocation API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.GeoIP.URL} }},
-	{"GEOIP_RATE_LIMIT", "`requests` per second the geolocation API allows", Upstream, false, func(c *Config) value { return rateValue{&c.GeoIP.RateLimit} }},
+	{"GEOIP_RATE_LIMIT", "`requests` per second the geolocation API allows", Upstream | HTTP, false, func(c *Config) value { return rateValue{&c.GeoIP.RateLimit} }},
 	{"GEOIP_CACHE_TTL", "how long a located IP is reused without asking the geolocation API (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.GeoIP.CacheTTL} }},
 	{"RELAY_SUBMIT_RATE_LIMIT", "event `submissions` per second allowed per client IP", HTTP, false, func(c *Config) value { return rateValue{&c.GeoIP.SubmitRate} }},
 	{"KF_API_URL", "outage API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.KF.URL} }},
 	{"KF_API_KEY", "outage API `key`", Upstream, true, func(c *Config) value { return stringValue{&c.KF.APIKey} }},
 	{"KF_SITE_ID", "`site` synced by default", Upstream | HTTP, false, func(c *Config) value { return stringValue{&c.KF.SiteID} }},
 	{"KF_OUTAGES_SINCE", "default cutoff for kept outages (an RFC 3339 `time`)", Upstream | HTTP, false, func(c *Config) value { return timeValue{&c.KF.OutagesSince} }},
+	{"RELAY_UPSTREAM_TIMEOUT", "how long one upstream call may take before it is cut off and retried (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.UpstreamTimeout} }},
 }
 
 // Loader binds the settings of some groups to a flag set, then reads flags and environment.
@@ -255,6 +268,10 @@ func IsLoopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// simCredentials finds the credentials knob's value in RELAY_SIM_KNOBS: dev hands those
+// credentials to its worker, so they are as secret as INCIDENTS_API_PASSWORD.
+var simCredentials = regexp.MustCompile(`(credentials\s*=)[^,;]*`)
+
 // Redacted returns the configuration as name=value lines fit for a log: secrets are masked.
 func (c *Config) Redacted(groups Group) []string {
 	var out []string
@@ -265,6 +282,9 @@ func (c *Config) Redacted(groups Group) []string {
 		v := s.field(c).String()
 		if s.secret && v != "" {
 			v = "[redacted]"
+		}
+		if s.env == "RELAY_SIM_KNOBS" {
+			v = simCredentials.ReplaceAllString(v, "${1}[redacted]")
 		}
 		out = append(out, s.env+"="+v)
 	}

@@ -168,6 +168,8 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"RELAY_LOG_FORMAT":           "json",
 		"RELAY_API_KEYS":             " a, b ,,c ",
 		"RELAY_TRUSTED_PROXIES":      "10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1",
+		"RELAY_TEMPORAL_UI_URL":      "https://temporal-ui.example/",
+		"RELAY_METRICS_ADDR":         "0.0.0.0:9090",
 		"RELAY_TEMPORAL_LISTEN":      "127.0.0.1:0",
 		"RELAY_UI_ADDR":              "127.0.0.1:18233",
 		"RELAY_SIM_KNOBS":            "latency=50ms",
@@ -187,6 +189,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"KF_API_KEY":                 "key",
 		"KF_SITE_ID":                 "kingfisher",
 		"KF_OUTAGES_SINCE":           "2023-06-01T12:00:00.5+02:00",
+		"RELAY_UPSTREAM_TIMEOUT":     "12s",
 	}
 	cfg, err := load(t, allGroups, nil, env)
 	require.NoError(t, err)
@@ -204,16 +207,19 @@ func TestEnvSetsEverySetting(t *testing.T) {
 			netip.MustParsePrefix("fd00::/8"),
 			netip.MustParsePrefix("::1/128"),
 		},
-		LogLevel:       "debug",
-		LogFormat:      "json",
-		TemporalListen: "127.0.0.1:0",
-		UIAddr:         "127.0.0.1:18233",
-		SimKnobs:       "latency=50ms",
-		SimListen:      "0.0.0.0",
-		Incidents:      Incidents{URL: "http://incidents.example", User: "user", Password: "pw", RefreshInterval: 90 * time.Second},
-		C42:            C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute},
-		GeoIP:          GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour, SubmitRate: 7},
-		KF:             KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher"},
+		LogLevel:        "debug",
+		LogFormat:       "json",
+		TemporalUIURL:   "https://temporal-ui.example",
+		MetricsAddr:     "0.0.0.0:9090",
+		TemporalListen:  "127.0.0.1:0",
+		UIAddr:          "127.0.0.1:18233",
+		SimKnobs:        "latency=50ms",
+		SimListen:       "0.0.0.0",
+		Incidents:       Incidents{URL: "http://incidents.example", User: "user", Password: "pw", RefreshInterval: 90 * time.Second},
+		C42:             C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute},
+		GeoIP:           GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour, SubmitRate: 7},
+		KF:              KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher"},
+		UpstreamTimeout: 12 * time.Second,
 	}
 	// Compare the time as an instant, then the rest.
 	assert.True(t, time.Date(2023, 6, 1, 10, 0, 0, 500_000_000, time.UTC).Equal(cfg.KF.OutagesSince), "got %v", cfg.KF.OutagesSince)
@@ -487,6 +493,37 @@ func TestGroups(t *testing.T) {
 	cfg2, err := load(t, HTTP|Common, []string{"--log-level", "debug"}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "debug", cfg2.LogLevel)
+}
+
+// The status page's settings: the Web UI to link to and the geo limit are the API's (the
+// server may run apart from the workers); the metrics listener is any process's.
+func TestStatusPageAndMetricsSettings(t *testing.T) {
+	const server, worker = Common | HTTP | Store, Common | Store | Upstream
+	env := map[string]string{
+		"RELAY_TEMPORAL_UI_URL": "http://127.0.0.1:8233/",
+		"RELAY_METRICS_ADDR":    "0.0.0.0:9090",
+		"GEOIP_RATE_LIMIT":      "3",
+	}
+	cfg, err := load(t, server, nil, env)
+	require.NoError(t, err)
+	assert.Equal(t, "http://127.0.0.1:8233", cfg.TemporalUIURL, "no trailing slash: links append paths")
+	assert.Equal(t, "0.0.0.0:9090", cfg.MetricsAddr)
+	assert.Equal(t, 3.0, cfg.GeoIP.RateLimit, "relay server reads the limit it charts")
+
+	cfg, err = load(t, worker, nil, env)
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:9090", cfg.MetricsAddr, "relay worker can serve its metrics")
+	assert.Equal(t, "", cfg.TemporalUIURL, "the worker serves no page")
+
+	cfg, err = load(t, server, []string{"--temporal-ui-url", "https://ui.example/base", "--metrics-addr", "127.0.0.1:0"}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "https://ui.example/base", cfg.TemporalUIURL)
+	assert.Equal(t, "127.0.0.1:0", cfg.MetricsAddr)
+
+	_, err = load(t, server, nil, map[string]string{"RELAY_TEMPORAL_UI_URL": "temporal-ui:8080"})
+	requireConfigError(t, err, "RELAY_TEMPORAL_UI_URL")
+	_, err = load(t, worker, nil, map[string]string{"RELAY_METRICS_ADDR": "9090"})
+	requireConfigError(t, err, "RELAY_METRICS_ADDR")
 }
 
 func writeSecret(t *testing.T, content string) string {

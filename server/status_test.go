@@ -1,0 +1,519 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"relay/activities"
+	"relay/internal/store"
+	"relay/workflows"
+)
+
+// fakeVisibility is a Temporal whose visibility holds the given runs and whose closed
+// runs answer the given results. listErr fails every list and count; hang makes them
+// wait for release, ignoring their context, like a Temporal that never answers.
+type fakeVisibility struct {
+	runs     []*workflowpb.WorkflowExecutionInfo
+	results  map[string]any   // by run id: what Get decodes
+	failures map[string]error // by run id: what Get returns
+	listErr  error
+	hang     chan struct{}
+	lists    atomic.Int64
+}
+
+var workflowTypeQuery = regexp.MustCompile(`^WorkflowType = '(\w+)'( GROUP BY ExecutionStatus)?$`)
+
+func (f *fakeVisibility) matching(query string) ([]*workflowpb.WorkflowExecutionInfo, error) {
+	if f.hang != nil {
+		<-f.hang
+	}
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	m := workflowTypeQuery.FindStringSubmatch(query)
+	if m == nil {
+		return nil, serviceerror.NewInvalidArgument("unexpected query " + query)
+	}
+	var out []*workflowpb.WorkflowExecutionInfo
+	for _, r := range f.runs {
+		if r.GetType().GetName() == m[1] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeVisibility) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	f.lists.Add(1)
+	runs, err := f.matching(req.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	return &workflowservice.ListWorkflowExecutionsResponse{Executions: runs[:min(len(runs), int(req.GetPageSize()))]}, nil
+}
+
+func (f *fakeVisibility) CountWorkflow(_ context.Context, req *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	if !strings.HasSuffix(req.GetQuery(), " GROUP BY ExecutionStatus") {
+		return nil, serviceerror.NewInvalidArgument("want a count by status")
+	}
+	runs, err := f.matching(req.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	byStatus := map[string]int64{}
+	for _, r := range runs {
+		byStatus[r.GetStatus().String()]++
+	}
+	out := &workflowservice.CountWorkflowExecutionsResponse{Count: int64(len(runs))}
+	for status, n := range byStatus {
+		p, err := converter.GetDefaultDataConverter().ToPayload(status)
+		if err != nil {
+			return nil, err
+		}
+		out.Groups = append(out.Groups, &workflowservice.CountWorkflowExecutionsResponse_AggregationGroup{GroupValues: []*commonpb.Payload{p}, Count: n})
+	}
+	return out, nil
+}
+
+func (f *fakeVisibility) GetWorkflow(_ context.Context, workflowID, runID string) client.WorkflowRun {
+	return fakeRun{id: workflowID, runID: runID, result: f.results[runID], err: f.failures[runID]}
+}
+
+func (f *fakeVisibility) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+	return nil, errors.New("the status page starts nothing")
+}
+
+func (f *fakeVisibility) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	return nil, errors.New("the status page describes nothing")
+}
+
+type fakeRun struct {
+	id, runID string
+	result    any
+	err       error
+}
+
+func (r fakeRun) GetID() string                  { return r.id }
+func (r fakeRun) GetRunID() string               { return r.runID }
+func (r fakeRun) GetFirstExecutionRunID() string { return r.runID }
+func (r fakeRun) Get(_ context.Context, ptr any) error {
+	if r.err != nil {
+		return r.err
+	}
+	if ptr == nil {
+		return nil
+	}
+	b, err := json.Marshal(r.result)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, ptr)
+}
+func (r fakeRun) GetWithOptions(ctx context.Context, ptr any, _ client.WorkflowRunGetOptions) error {
+	return r.Get(ctx, ptr)
+}
+
+func visRun(typ, id, runID string, status enumspb.WorkflowExecutionStatus, start time.Time, took time.Duration) *workflowpb.WorkflowExecutionInfo {
+	info := &workflowpb.WorkflowExecutionInfo{
+		Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID},
+		Type:      &commonpb.WorkflowType{Name: typ},
+		StartTime: timestamppb.New(start),
+		Status:    status,
+	}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		info.CloseTime = timestamppb.New(start.Add(took))
+	}
+	return info
+}
+
+type fakeSlots struct {
+	counts   []store.SlotCount
+	err      error
+	key      string
+	from, to time.Time
+}
+
+func (f *fakeSlots) SlotsPerSecond(_ context.Context, key string, from, to time.Time) ([]store.SlotCount, error) {
+	f.key, f.from, f.to = key, from, to
+	return f.counts, f.err
+}
+
+type fakeSnapshots struct{ snap store.Snapshot }
+
+func (f fakeSnapshots) LatestSnapshotID(context.Context) (int64, time.Time, error) {
+	return f.snap.ID, f.snap.CreatedAt, nil
+}
+func (f fakeSnapshots) Snapshot(context.Context, int64) (store.Snapshot, error) { return f.snap, nil }
+
+// statusFixture is a page over fakes whose every number the test knows.
+type statusFixture struct {
+	now      time.Time
+	temporal *fakeVisibility
+	slots    *fakeSlots
+	snaps    *IncidentSnapshots
+	cache    *eventCache
+	checks   []Check
+	log      *syncBuffer
+	cfg      Config
+}
+
+const (
+	kingfisherRun = "run-kf-2"
+	atlantisRun   = "run-atlantis-1"
+)
+
+func newStatusFixture(t *testing.T) *statusFixture {
+	t.Helper()
+	now := time.Now().Truncate(time.Second)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	const (
+		incidents = workflows.AggregateIncidentsWorkflowType
+		merge     = workflows.MergeEventSubscriptionsWorkflowType
+		geo       = workflows.GeolocateEventWorkflowType
+		syncs     = workflows.SyncSiteOutagesWorkflowType
+		completed = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+		failed    = enumspb.WORKFLOW_EXECUTION_STATUS_FAILED
+		running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	)
+	f := &statusFixture{now: now, log: &syncBuffer{}}
+	f.temporal = &fakeVisibility{
+		runs: []*workflowpb.WorkflowExecutionInfo{
+			// Visibility lists running runs first, then by close time: the page orders by start.
+			visRun(incidents, "incidents-2026-11-22T10:05:00Z", "run-inc-2", completed, ago(2*time.Minute), 2500*time.Millisecond),
+			visRun(incidents, "incidents-2026-11-22T10:00:00Z", "run-inc-1", failed, ago(7*time.Minute), 31*time.Second),
+			visRun(merge, workflows.EventSubscriptionsWorkflowID("team-sync"), "run-merge-1", completed, ago(40*time.Second), 72*time.Millisecond),
+			visRun(geo, workflows.GeoEventWorkflowID("task-2"), "run-geo-2", running, ago(3*time.Second), 0),
+			visRun(geo, workflows.GeoEventWorkflowID("task-1"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
+			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), kingfisherRun, completed, ago(time.Minute), 1100*time.Millisecond),
+			visRun(syncs, workflows.OutageSyncWorkflowID("atlantis"), atlantisRun, failed, ago(5*time.Minute), 300*time.Millisecond),
+			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), "run-kf-1", completed, ago(time.Hour), time.Second),
+		},
+		results: map[string]any{
+			kingfisherRun: workflows.SyncSiteOutagesResult{SiteID: "kingfisher", Fetched: 106, Kept: 15, DroppedBeforeSince: 35, DroppedUnknownDevice: 56, Posted: 15},
+			"run-kf-1":    workflows.SyncSiteOutagesResult{SiteID: "kingfisher", Fetched: 1, Kept: 1, Posted: 1},
+		},
+		failures: map[string]error{
+			atlantisRun: temporal.NewApplicationError("kf GET /site-info/atlantis: 404 site not found", activities.ErrUpstreamNotFound),
+		},
+	}
+	f.slots = &fakeSlots{counts: []store.SlotCount{
+		{Second: ago(200 * time.Second), Slots: 5},
+		{Second: ago(70 * time.Second), Slots: 4},
+		{Second: ago(10 * time.Second), Slots: 3},
+	}}
+	logger := slog.New(slog.NewJSONHandler(f.log, nil))
+	f.snaps = NewIncidentSnapshots(fakeSnapshots{store.Snapshot{
+		ID: 42, CreatedAt: ago(12 * time.Second), WorkflowID: "incidents-x", Body: []byte(strings.Repeat(`{"a":1}`, 300)),
+	}}, logger)
+	require.NoError(t, f.snaps.Load(context.Background()))
+	f.cache = newEventCache(time.Minute, 100, prometheus.NewRegistry())
+	f.cache.add("e1", []byte(`{}`))
+	f.cache.get("e1")
+	f.cache.get("e1")
+	f.cache.get("e2")
+	f.checks = []Check{okCheck("temporal"), okCheck("database")}
+	f.cfg = Config{TemporalUIURL: "http://ui.example:8233/", TemporalNamespace: "prod", GeoRateLimit: 5}
+	return f
+}
+
+func (f *statusFixture) page() *statusPage {
+	logger := slog.New(slog.NewJSONHandler(f.log, nil))
+	p := newStatusPage(logger, f.cfg, Deps{Temporal: f.temporal, Incidents: f.snaps, RateSlots: f.slots, Checks: f.checks}, f.cache)
+	p.now = func() time.Time { return f.now }
+	return p
+}
+
+func serveStatus(t *testing.T, p *statusPage) (*httptest.ResponseRecorder, string) {
+	t.Helper()
+	r := gin.New()
+	r.GET("/", handleStatus(p.logger, p))
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	return rec, rec.Body.String()
+}
+
+// dataValue is the data-value of the element with id in page.
+func dataValue(t *testing.T, page, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `"[^>]*data-value="([^"]*)"`).FindStringSubmatch(page)
+	require.NotNil(t, m, "no element %s with a data-value", id)
+	return m[1]
+}
+
+// element is the opening tag of the element with attribute attr="value", and what follows
+// up to the next element of the same tag name.
+func element(t *testing.T, page, tag, attr, value string) string {
+	t.Helper()
+	start := strings.Index(page, attr+`="`+value+`"`)
+	require.GreaterOrEqual(t, start, 0, "no element with %s=%q", attr, value)
+	open := strings.LastIndex(page[:start], "<"+tag)
+	require.GreaterOrEqual(t, open, 0)
+	end := strings.Index(page[start:], "</"+tag+">")
+	require.GreaterOrEqual(t, end, 0)
+	return page[open : start+end]
+}
+
+func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
+	f := newStatusFixture(t)
+	rec, page := serveStatus(t, f.page())
+
+	require.Equal(t, http.StatusOK, rec.Code, page)
+	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
+	assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'", "no script may run")
+	assert.Contains(t, page, `<meta http-equiv="refresh" content="10">`)
+	assert.NotContains(t, page, "<script")
+
+	// Readiness: what /readyz computes.
+	assert.Equal(t, "ready", dataValue(t, page, "ready"))
+	assert.Contains(t, page, `data-check="database" data-state="ok"`)
+	assert.Contains(t, page, `data-check="temporal" data-state="ok"`)
+
+	// Snapshot: the one held in memory.
+	assert.Equal(t, "2100", dataValue(t, page, "snapshot-bytes"))
+	assert.Equal(t, fmt.Sprint(len(f.snaps.cur.Load().gz)), dataValue(t, page, "snapshot-gzip-bytes"))
+	assert.Equal(t, "12", dataValue(t, page, "snapshot-age"))
+	assert.Equal(t, "42", dataValue(t, page, "snapshot-id"))
+	assert.Contains(t, page, "2.1 KiB")
+
+	// Cache: 2 hits, 1 miss, one entry.
+	assert.Equal(t, "2", dataValue(t, page, "cache-hits"))
+	assert.Equal(t, "1", dataValue(t, page, "cache-misses"))
+	assert.Equal(t, "0.6667", dataValue(t, page, "cache-ratio"))
+	assert.Equal(t, "1", dataValue(t, page, "cache-entries"))
+	assert.Contains(t, page, "66.7%")
+
+	// Geo: the store's counts of the last five minutes, against the limit.
+	assert.Equal(t, activities.GeoRateKey, f.slots.key)
+	assert.Equal(t, geoWindow, f.slots.to.Sub(f.slots.from))
+	assert.Equal(t, "12", dataValue(t, page, "geo-total"))
+	assert.Equal(t, "5", dataValue(t, page, "geo-peak"))
+	assert.Equal(t, "5", dataValue(t, page, "geo-limit"))
+	assert.Equal(t, "0.05", dataValue(t, page, "geo-last-minute"), "3 calls in the last minute")
+	chart := element(t, page, "svg", "id", "geo-chart")
+	assert.Equal(t, 3, strings.Count(chart, `<rect class="bar"`), "a bar per second with calls")
+	assert.Contains(t, chart, `class="limit"`)
+	assert.Contains(t, chart, "limit 5/s")
+
+	// Jobs: latest first, state, durations, totals and a link to each run.
+	incidents := element(t, page, "section", "id", "job-AggregateIncidents")
+	assert.Contains(t, incidents, `data-state="completed"`)
+	assert.Less(t, strings.Index(incidents, "run-inc-2"), strings.Index(incidents, "run-inc-1"), "newest first")
+	assert.Contains(t, incidents, `data-run-id="run-inc-2" data-status="completed" data-duration-ms="2500"`)
+	assert.Contains(t, incidents, `data-run-id="run-inc-1" data-status="failed" data-duration-ms="31000"`)
+	assert.Contains(t, incidents, `data-status="completed" data-count="1"`)
+	assert.Contains(t, incidents, `data-status="failed" data-count="1"`)
+	assert.Contains(t, incidents, `href="http://ui.example:8233/namespaces/prod/workflows/incidents-2026-11-22T10:05:00Z/run-inc-2/history"`)
+	assert.Contains(t, incidents, "2.5 s")
+	assert.Equal(t, 2, strings.Count(incidents, "<rect "), "a duration bar per run")
+
+	geo := element(t, page, "section", "id", "job-GeolocateEvent")
+	assert.Contains(t, geo, `data-state="running"`)
+	assert.Contains(t, geo, `data-run-id="run-geo-2" data-status="running" data-duration-ms="3000"`, "a running run's duration so far")
+	assert.Contains(t, geo, `href="http://ui.example:8233/namespaces/prod/workflows/geo-event%2Ftask-1/run-geo-1/history"`, "the id's slash is escaped")
+
+	merge := element(t, page, "section", "id", "job-MergeEventSubscriptions")
+	assert.Contains(t, merge, "72 ms")
+	syncs := element(t, page, "section", "id", "job-SyncSiteOutages")
+	assert.Contains(t, syncs, `data-status="completed" data-count="2"`)
+
+	// Outage syncs: the latest run per site, with its counts or its failure.
+	kf := element(t, page, "tr", "id", "site-kingfisher")
+	assert.Contains(t, kf, `data-run-id="`+kingfisherRun+`" data-status="completed"`)
+	for name, n := range map[string]int{"fetched": 106, "kept": 15, "dropped_before_since": 35, "dropped_unknown_device": 56, "posted": 15} {
+		assert.Contains(t, kf, fmt.Sprintf(`data-count="%s">%d<`, name, n))
+	}
+	atlantis := element(t, page, "tr", "id", "site-atlantis")
+	assert.Contains(t, atlantis, `data-status="failed"`)
+	assert.Contains(t, atlantis, "UpstreamNotFound: kf GET /site-info/atlantis: 404 site not found")
+	assert.NotContains(t, element(t, page, "section", "id", "outages"), "run-kf-1", "only the latest sync of a site")
+	assert.Less(t, strings.Index(page, `id="site-kingfisher"`), strings.Index(page, `id="site-atlantis"`), "newest first")
+}
+
+func TestStatusPageWithoutUIShowsIDsWithoutLinks(t *testing.T) {
+	f := newStatusFixture(t)
+	f.cfg.TemporalUIURL = ""
+	rec, page := serveStatus(t, f.page())
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, page, "run-inc-2")
+	assert.Contains(t, page, workflows.OutageSyncWorkflowID("kingfisher"))
+	assert.NotContains(t, page, "/history")
+	assert.NotContains(t, page, "<a href=\"http")
+}
+
+func TestStatusPageShowsAFailingSourceInItsPanel(t *testing.T) {
+	f := newStatusFixture(t)
+	f.temporal.listErr = serviceerror.NewUnavailable("dial tcp 10.1.2.3:7233: connection refused")
+	f.slots.err = errors.New("dial tcp 10.1.2.4:5432: password authentication failed for user relay")
+	f.checks = []Check{failingCheck("temporal", "connection refused"), okCheck("database")}
+	rec, page := serveStatus(t, f.page())
+
+	require.Equal(t, http.StatusOK, rec.Code, "a failed source is no failed page")
+	for _, job := range statusJobs {
+		panel := element(t, page, "section", "id", "job-"+job.WorkflowType)
+		assert.Contains(t, panel, `class="error"`, job.WorkflowType)
+		assert.Contains(t, panel, "Temporal is unavailable", job.WorkflowType)
+	}
+	assert.Contains(t, element(t, page, "section", "id", "outages"), "listing outage syncs: Temporal is unavailable")
+	assert.Contains(t, element(t, page, "section", "id", "geo"), "reading calls from the store failed (details in the log)")
+	assert.Equal(t, "not ready", dataValue(t, page, "ready"))
+	assert.Contains(t, page, `data-check="temporal" data-state="down"`)
+	// The panels that need no Temporal still show their numbers.
+	assert.Equal(t, "2100", dataValue(t, page, "snapshot-bytes"))
+	assert.Equal(t, "2", dataValue(t, page, "cache-hits"))
+	// Hosts and credentials stay in the log.
+	assert.NotContains(t, page, "10.1.2.")
+	assert.NotContains(t, page, "password")
+	assert.Contains(t, f.log.String(), "10.1.2.3:7233")
+	assert.Contains(t, f.log.String(), "password authentication failed")
+}
+
+func TestStatusPageAnswersInTimeWhenASourceHangs(t *testing.T) {
+	f := newStatusFixture(t)
+	f.temporal.hang = make(chan struct{})
+	defer close(f.temporal.hang)
+	p := f.page()
+	p.timeout = 300 * time.Millisecond
+
+	start := time.Now()
+	rec, page := serveStatus(t, p)
+	took := time.Since(start)
+
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Less(t, took, 2*time.Second, "the page waited on a hung source")
+	assert.Contains(t, element(t, page, "section", "id", "job-AggregateIncidents"), "no answer within 300ms")
+	assert.Contains(t, element(t, page, "section", "id", "outages"), "no answer within 300ms")
+	assert.Equal(t, "12", dataValue(t, page, "geo-total"), "the sources that answer are shown")
+	assert.Equal(t, "ready", dataValue(t, page, "ready"))
+}
+
+func TestStatusPageGathersOnceForManyRequests(t *testing.T) {
+	f := newStatusFixture(t)
+	p := f.page()
+	var mu sync.Mutex
+	now := f.now
+	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := gin.New()
+	r.GET("/", handleStatus(p.logger, p))
+
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			assert.Equal(t, http.StatusOK, rec.Code)
+		})
+	}
+	wg.Wait()
+	perGathering := int64(len(statusJobs) + 1) // a list per job, one for the outage syncs
+	assert.Equal(t, perGathering, f.temporal.lists.Load(), "50 requests, one gathering")
+
+	mu.Lock()
+	now = now.Add(statusCacheTTL - time.Millisecond)
+	mu.Unlock()
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, perGathering, f.temporal.lists.Load(), "still fresh: served from the cache")
+
+	mu.Lock()
+	now = now.Add(time.Millisecond)
+	mu.Unlock()
+	rec = httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, 2*perGathering, f.temporal.lists.Load(), "stale: gathered again")
+}
+
+// GET / is one of the API's routes: behind the API keys, served by New with its real
+// wiring (the cache the merge route fills).
+func TestStatusPageIsARouteBehindTheAPIKeys(t *testing.T) {
+	f := newStatusFixture(t)
+	h := New(slog.New(slog.DiscardHandler), Config{APIKeys: []string{"k1"}, GeoRateLimit: 5}, Deps{
+		Temporal: f.temporal, Incidents: f.snaps, RateSlots: f.slots, Checks: f.checks,
+	})
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	assert.Equal(t, CodeUnauthorized, errorOf(t, rec).Error.Code)
+	assert.NotContains(t, rec.Body.String(), "relay status")
+
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer k1")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	page := rec.Body.String()
+	assert.Contains(t, page, "relay status")
+	assert.Equal(t, "0", dataValue(t, page, "cache-hits"), "the merge route's cache, still empty")
+	assert.Equal(t, "12", dataValue(t, page, "geo-total"))
+	assert.Contains(t, page, "run-inc-2")
+	assert.NotContains(t, page, "/history", "IDs without links: no UI configured")
+}
+
+func TestStatusWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"Running": "running", "Completed": "completed", "ContinuedAsNew": "continued-as-new", "TimedOut": "timed-out",
+		"WORKFLOW_EXECUTION_STATUS_TIMED_OUT": "timed-out", "Failed": "failed",
+	} {
+		assert.Equal(t, want, statusWord(in), in)
+	}
+	for v := range enumspb.WorkflowExecutionStatus_name {
+		s := enumspb.WorkflowExecutionStatus(v)
+		assert.Equal(t, s, statusOf(statusWord(s.String())), "statusOf undoes statusWord for %v", s)
+	}
+}
+
+func TestStatusFormatting(t *testing.T) {
+	assert.Equal(t, "0", formatInt(0))
+	assert.Equal(t, "999", formatInt(999))
+	assert.Equal(t, "1,000", formatInt(1000))
+	assert.Equal(t, "-1,234,567", formatInt(-1234567))
+	assert.Equal(t, "512 B", formatBytes(512))
+	assert.Equal(t, "2.0 KiB", formatBytes(2048))
+	assert.Equal(t, "1.5 MiB", formatBytes(3<<19))
+	assert.Equal(t, "72 ms", formatDuration(72*time.Millisecond))
+	assert.Equal(t, "2.5 s", formatDuration(2500*time.Millisecond))
+	assert.Equal(t, "3 min 5 s", formatDuration(185*time.Second))
+	assert.Equal(t, "5 min", formatDuration(5*time.Minute))
+	assert.Equal(t, "2 h 10 min", formatDuration(130*time.Minute))
+}
+
+// A process built without Temporal or a store (as some tests build the API) still serves
+// the page, saying what is missing.
+func TestStatusPageWithoutSources(t *testing.T) {
+	h := New(slog.New(slog.DiscardHandler), Config{}, Deps{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	page := rec.Body.String()
+	assert.Contains(t, element(t, page, "section", "id", "job-AggregateIncidents"), "no Temporal client in this process")
+	assert.Contains(t, element(t, page, "section", "id", "outages"), "no Temporal client in this process")
+	assert.Contains(t, element(t, page, "section", "id", "geo"), "no store to read calls from")
+	assert.Contains(t, page, `id="snapshot-none"`)
+	assert.Equal(t, "ready", dataValue(t, page, "ready"), "no checks, nothing down")
+}
