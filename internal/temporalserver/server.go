@@ -200,7 +200,7 @@ func LowLatencyConfig() map[string]any {
 		// per-watcher channel holds one event and drops the rest: when a fast workflow's
 		// events arrive together, the close can be dropped and the poll waits out its whole
 		// interval. Measured here: 5 of 1000 pings took 20 s (the default); with 1 s, the
-		// worst case is 1 s (BenchmarkPingWorkflow reports max-ms).
+		// worst case is 1 s (`relay bench workflow-latency` reports the max).
 		"history.longPollExpirationInterval": time.Second,
 		"history.hostLevelCacheMaxSize":      8192, // bounds memory; a dev server has few open workflows
 	}
