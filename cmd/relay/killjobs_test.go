@@ -24,9 +24,10 @@ import (
 )
 
 // Every job mid-flight when its worker is SIGKILLed: another worker, started at once,
-// finishes each of them with the right result, and the outage POST is made once. Work the
-// dead worker had in hand is retried when its attempt's StartToClose runs out (no
-// heartbeats), so this takes about a minute.
+// finishes each of them with the right result. Work the dead worker had in hand is retried
+// when its attempt's StartToClose runs out (no heartbeats), so this takes about a minute.
+// If the kill lands after the outage API took the POST but before Temporal heard of it,
+// the retry posts again: the same body, which replaces the site's list with the same list.
 func TestWorkerKilledMidJobFinishesEveryJob(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t, testenv.WithoutWorker(), testenv.WithConfig(func(c *config.Config) {
@@ -78,7 +79,8 @@ func TestWorkerKilledMidJobFinishesEveryJob(t *testing.T) {
 			assert.Equal(t, string(kf.Expected("kingfisher")), string(p.Body))
 		}
 	}
-	assert.Equal(t, 1, accepted, "the outage POST was made once")
+	assert.GreaterOrEqual(t, accepted, 1, "accepted POSTs")
+	t.Logf("%d accepted POSTs, each of the expected body", accepted)
 	for _, id := range events {
 		require.Eventually(t, func() bool { return eventState(t, env.HTTP, env.BaseURL, id) == "located" },
 			2*time.Minute, 200*time.Millisecond, "event %s", id)
