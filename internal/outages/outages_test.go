@@ -2,6 +2,7 @@ package outages
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,6 +274,16 @@ func TestFilterMalformedBegin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An upstream value of any size is quoted cut short: an error must stay small enough to
+// be recorded and read.
+func TestFilterErrorQuotesCutShort(t *testing.T) {
+	huge := strings.Repeat("9", 1<<20)
+	_, _, err := Filter(cutoff, kingfisher, []Outage{{huge, huge, huge}})
+	require.Error(t, err)
+	assert.Less(t, len(err.Error()), 300)
+	assert.Contains(t, err.Error(), "is not an RFC 3339 time")
 }
 
 // TestFilterCountsAddUp runs the benchmark's kind of data, small, through Filter and
