@@ -104,7 +104,10 @@ func (a *Geo) LookUp(ctx context.Context, ip string) (Lookup, error) {
 // Locate asks the geolocation API where ip is, after taking a slot of its rate limit.
 // It runs on the relay-geoip task queue.
 func (a *Geo) Locate(ctx context.Context, ip string) (Location, error) {
-	if err := a.limiter.Wait(ctx); err != nil {
+	waiting := keepAlive(ctx) // the turn of the rate limit may take a while
+	err := a.limiter.Wait(ctx)
+	waiting()
+	if err != nil {
 		return Location{}, err
 	}
 	path := "/info?ip=" + url.QueryEscape(ip)

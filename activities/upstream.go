@@ -111,6 +111,7 @@ func (u *upstream) doWithType(ctx context.Context, method, path string, body []b
 	if u.auth != nil {
 		u.auth(req)
 	}
+	defer keepAlive(ctx)()
 	start := time.Now()
 	resp, err := u.http.Do(req)
 	if err != nil {

@@ -27,6 +27,7 @@ var geoRetryPolicy = &temporal.RetryPolicy{
 var geoLocateOptions = workflow.ActivityOptions{
 	TaskQueue:           GeoIPTaskQueue,
 	StartToCloseTimeout: 30 * time.Second,
+	HeartbeatTimeout:    upstreamHeartbeatTimeout,
 	RetryPolicy:         geoRetryPolicy,
 }
 

@@ -23,9 +23,11 @@ var incidentsRetryPolicy = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: append([]string{activities.ErrInvalidUpstreamData}, activities.NonRetryableUpstreamErrors...),
 }
 
-// incidentsFetchOptions: each call may take several seconds.
+// incidentsFetchOptions: each call may take several seconds; the fetch heartbeats while it
+// waits, so a worker that dies mid-call is replaced within HeartbeatTimeout.
 var incidentsFetchOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    time.Minute,
+	HeartbeatTimeout:       upstreamHeartbeatTimeout,
 	ScheduleToCloseTimeout: 5 * time.Minute,
 	RetryPolicy:            incidentsRetryPolicy,
 }

@@ -3,6 +3,8 @@
 // side effects live in package activities.
 package workflows
 
+import "time"
+
 // Task queues. relay-geoip carries only the rate-limited geolocation calls, so that its
 // limit never slows the other jobs.
 const (
@@ -33,3 +35,9 @@ func All() map[string]any {
 		GeolocateEventWorkflowType:          GeolocateEvent,
 	}
 }
+
+// upstreamHeartbeatTimeout is how soon Temporal gives up on an activity attempt whose
+// worker stopped heartbeating while it waited on an upstream (the activities heartbeat
+// every third of it): a killed worker's calls are retried elsewhere after this, not after
+// their StartToClose.
+const upstreamHeartbeatTimeout = 10 * time.Second

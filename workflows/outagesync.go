@@ -22,12 +22,20 @@ var kfRetryPolicy = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: append([]string{activities.ErrInvalidUpstreamData, activities.ErrInvalidInput}, activities.NonRetryableUpstreamErrors...),
 }
 
-// kfActivityOptions bound each call; ScheduleToClose bounds all its retries together.
+// kfActivityOptions bound each step; ScheduleToClose bounds all its retries together.
 var kfActivityOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    time.Minute,
 	ScheduleToCloseTimeout: 10 * time.Minute,
 	RetryPolicy:            kfRetryPolicy,
 }
+
+// kfCallOptions are for the steps that call the API: they heartbeat while they wait, so a
+// worker that dies mid-call is replaced within HeartbeatTimeout, not StartToClose.
+var kfCallOptions = func() workflow.ActivityOptions {
+	o := kfActivityOptions
+	o.HeartbeatTimeout = upstreamHeartbeatTimeout
+	return o
+}()
 
 // stagingCleanupOptions: dropping staged lists is housekeeping; a few tries, then leave it.
 var stagingCleanupOptions = workflow.ActivityOptions{
@@ -94,6 +102,7 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 	}
 	logger := workflow.GetLogger(ctx)
 	ctx = workflow.WithActivityOptions(ctx, kfActivityOptions)
+	callCtx := workflow.WithActivityOptions(ctx, kfCallOptions)
 	var kf *activities.KF
 	defer func() {
 		// A failed sync leaves what its fetches staged; drop it, even when the run was
@@ -106,8 +115,8 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 		}
 	}()
 
-	outagesF := workflow.ExecuteActivity(ctx, kf.FetchOutages, in.SiteID)
-	siteF := workflow.ExecuteActivity(ctx, kf.FetchSiteInfo, in.SiteID)
+	outagesF := workflow.ExecuteActivity(callCtx, kf.FetchOutages, in.SiteID)
+	siteF := workflow.ExecuteActivity(callCtx, kf.FetchSiteInfo, in.SiteID)
 	var staged activities.StagedOutages
 	var site activities.SiteInfo
 	if err := outagesF.Get(ctx, &staged); err != nil {
@@ -125,7 +134,7 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 	}
 
 	var posted int
-	if err := workflow.ExecuteActivity(ctx, kf.PostSiteOutages, activities.PostInput{
+	if err := workflow.ExecuteActivity(callCtx, kf.PostSiteOutages, activities.PostInput{
 		SiteID: in.SiteID, PostKey: filtered.PostKey,
 	}).Get(ctx, &posted); err != nil {
 		return SyncSiteOutagesResult{}, fmt.Errorf("post site outages: %w", err)

@@ -25,7 +25,7 @@ import (
 
 // Every job mid-flight when its worker is SIGKILLed: another worker, started at once,
 // finishes each of them with the right result. Work the dead worker had in hand is retried
-// when its attempt's StartToClose runs out (no heartbeats), so this takes about a minute.
+// once its heartbeats stop (HeartbeatTimeout, 10 s), so this takes about 15 s.
 // If the kill lands after the outage API took the POST but before Temporal heard of it,
 // the retry posts again: the same body, which replaces the site's list with the same list.
 func TestWorkerKilledMidJobFinishesEveryJob(t *testing.T) {
