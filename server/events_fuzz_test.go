@@ -215,8 +215,8 @@ var statusCodeDigits = regexp.MustCompile(`^[0-9]{1,18}$`)
 // referenceSubmit reads a submission body as spec/api.md describes it: a JSON object whose
 // only members are "name" (1 to 120 characters, none of them a control character) and
 // "status_code" (an integer or a string of digits; relay takes up to 18, which always fit
-// an int64), at least one of them not null. Member names match ignoring case, as
-// encoding/json matches them (decode's tests pin that), the last one winning.
+// an int64), at least one of them not null. Member names are case-sensitive (decode checks
+// them exactly); a repeated member counts once, the last one winning.
 func referenceSubmit(body []byte) (name *string, code *int64, ok bool) {
 	if !json.Valid(body) {
 		return nil, nil, false
@@ -236,9 +236,9 @@ func referenceSubmit(body []byte) (name *string, code *int64, ok bool) {
 			return nil, nil, false
 		}
 		switch member := tok.(string); {
-		case strings.EqualFold(member, "name"):
+		case member == "name":
 			nameRaw = val
-		case strings.EqualFold(member, "status_code"):
+		case member == "status_code":
 			codeRaw = val
 		default:
 			return nil, nil, false

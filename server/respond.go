@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -63,6 +64,10 @@ func decodeBody[T Validator](c *gin.Context, optional bool) (T, error) {
 	// dec.More is not enough here: it reports a stray '}' or ']' as the end of input.
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return v, Errorf(CodeInvalid, "unexpected data after the JSON object")
+	}
+	if field, found := unknownKey(body, reflect.TypeOf(v)); found {
+		return v, &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": unknown field (names are case-sensitive)",
+			Fields: map[string]string{field: "unknown field (names are case-sensitive)"}}
 	}
 	if problems := v.Valid(c.Request.Context()); len(problems) > 0 {
 		return v, &Error{Code: CodeInvalid, Message: "invalid fields: " + joinFields(problems), Fields: problems}

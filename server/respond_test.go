@@ -58,7 +58,6 @@ func TestDecodeAccepts(t *testing.T) {
 		{"all fields", `{"name":"a","count":2,"tags":["x"],"inner":{"flag":true}}`, `{"name":"a","count":2,"tags":["x"],"inner":{"flag":true}}`},
 		{"partial", `{"name":"a"}`, `{"name":"a","count":0,"inner":{"flag":false}}`},
 		{"surrounding whitespace", " \n\t{\"name\":\"a\"}\r\n  ", `{"name":"a","count":0,"inner":{"flag":false}}`},
-		{"field names match case-insensitively", `{"NAME":"a"}`, `{"name":"a","count":0,"inner":{"flag":false}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +121,16 @@ func TestDecodeRejects(t *testing.T) {
 			name: "unknown field", body: `{"name":"a","colour":"red"}`,
 			message: "invalid fields: colour: unknown field",
 			fields:  map[string]string{"colour": "unknown field"},
+		},
+		{
+			name: "a field name in another case", body: `{"NAME":"a"}`,
+			message: "invalid fields: NAME: unknown field (names are case-sensitive)",
+			fields:  map[string]string{"NAME": "unknown field (names are case-sensitive)"},
+		},
+		{
+			name: "a nested field name in another case", body: `{"name":"a","inner":{"Flag":true}}`,
+			message: "invalid fields: Flag: unknown field (names are case-sensitive)",
+			fields:  map[string]string{"Flag": "unknown field (names are case-sensitive)"},
 		},
 		{
 			name: "unknown nested field", body: `{"name":"a","inner":{"flag":true,"extra":1}}`,
