@@ -2,7 +2,9 @@ package temporalserver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/log/tag"
@@ -28,8 +30,26 @@ func (s slogLogger) Info(msg string, tags ...tag.Tag)   { s.emit(slog.LevelInfo,
 func (s slogLogger) Warn(msg string, tags ...tag.Tag)   { s.emit(slog.LevelWarn, msg, tags) }
 func (s slogLogger) Error(msg string, tags ...tag.Tag)  { s.emit(slog.LevelError, msg, tags) }
 func (s slogLogger) DPanic(msg string, tags ...tag.Tag) { s.emit(slog.LevelError, msg, tags) }
-func (s slogLogger) Panic(msg string, tags ...tag.Tag)  { s.emit(slog.LevelError, msg, tags) }
-func (s slogLogger) Fatal(msg string, tags ...tag.Tag)  { s.emit(slog.LevelError, msg, tags) }
+func (s slogLogger) Panic(msg string, tags ...tag.Tag)  { s.fatal(msg, tags) }
+func (s slogLogger) Fatal(msg string, tags ...tag.Tag)  { s.fatal(msg, tags) }
+
+// fatalError is what Fatal and Panic panic with. The server's code does not expect them to
+// return (its own logger exits or panics): when its gRPC listener cannot bind, it logs
+// Fatal and, were Fatal to return, goes on with a nil listener and crashes far from the
+// cause. buildAndStart turns the panic back into an error it can retry.
+type fatalError struct{ msg string }
+
+func (e fatalError) Error() string { return e.msg }
+
+func (s slogLogger) fatal(msg string, tags []tag.Tag) {
+	s.log.Log(context.Background(), slog.LevelError, msg, attrs(tags)...) // whatever the level
+	var b strings.Builder
+	b.WriteString(msg)
+	for _, t := range tags {
+		fmt.Fprintf(&b, ", %s: %v", t.Key(), t.Value())
+	}
+	panic(fatalError{b.String()})
+}
 
 // With keeps tags attached, as the server expects of a log.WithLogger.
 func (s slogLogger) With(tags ...tag.Tag) log.Logger {

@@ -123,7 +123,18 @@ func Start(opts Options) (*Server, error) {
 
 // buildAndStart builds the server with its frontend on port (and fresh free ports for the
 // other services) and starts it.
-func buildAndStart(host string, port int, opts Options) (temporal.Server, slogLogger, error) {
+func buildAndStart(host string, port int, opts Options) (_ temporal.Server, _ slogLogger, err error) {
+	defer func() {
+		// A Fatal of the server's while it is built (a port taken, say) comes back as an
+		// error; any other panic is a bug and goes on.
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("start temporal server: %w", fe)
+		}
+	}()
 	cfg, err := serverConfig(host, port, opts)
 	if err != nil {
 		return nil, slogLogger{}, err
