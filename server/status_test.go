@@ -9,11 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,10 +23,15 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"relay/activities"
+	"relay/internal/htmltest"
 	"relay/internal/store"
 	"relay/workflows"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
 )
 
 // fakeVisibility is a Temporal whose visibility holds the given runs and whose closed
@@ -257,27 +257,6 @@ func serveStatus(t *testing.T, p *statusPage) (*httptest.ResponseRecorder, strin
 	return rec, rec.Body.String()
 }
 
-// dataValue is the data-value of the element with id in page.
-func dataValue(t *testing.T, page, id string) string {
-	t.Helper()
-	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `"[^>]*data-value="([^"]*)"`).FindStringSubmatch(page)
-	require.NotNil(t, m, "no element %s with a data-value", id)
-	return m[1]
-}
-
-// element is the opening tag of the element with attribute attr="value", and what follows
-// up to the next element of the same tag name.
-func element(t *testing.T, page, tag, attr, value string) string {
-	t.Helper()
-	start := strings.Index(page, attr+`="`+value+`"`)
-	require.GreaterOrEqual(t, start, 0, "no element with %s=%q", attr, value)
-	open := strings.LastIndex(page[:start], "<"+tag)
-	require.GreaterOrEqual(t, open, 0)
-	end := strings.Index(page[start:], "</"+tag+">")
-	require.GreaterOrEqual(t, end, 0)
-	return page[open : start+end]
-}
-
 func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	f := newStatusFixture(t)
 	rec, page := serveStatus(t, f.page())
@@ -290,38 +269,38 @@ func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	assert.NotContains(t, page, "<script")
 
 	// Readiness: what /readyz computes.
-	assert.Equal(t, "ready", dataValue(t, page, "ready"))
+	assert.Equal(t, "ready", htmltest.DataValue(t, page, "ready"))
 	assert.Contains(t, page, `data-check="database" data-state="ok"`)
 	assert.Contains(t, page, `data-check="temporal" data-state="ok"`)
 
 	// Snapshot: the one held in memory.
-	assert.Equal(t, "2100", dataValue(t, page, "snapshot-bytes"))
-	assert.Equal(t, fmt.Sprint(len(f.snaps.cur.Load().gz)), dataValue(t, page, "snapshot-gzip-bytes"))
-	assert.Equal(t, "12", dataValue(t, page, "snapshot-age"))
-	assert.Equal(t, "42", dataValue(t, page, "snapshot-id"))
+	assert.Equal(t, "2100", htmltest.DataValue(t, page, "snapshot-bytes"))
+	assert.Equal(t, fmt.Sprint(len(f.snaps.cur.Load().gz)), htmltest.DataValue(t, page, "snapshot-gzip-bytes"))
+	assert.Equal(t, "12", htmltest.DataValue(t, page, "snapshot-age"))
+	assert.Equal(t, "42", htmltest.DataValue(t, page, "snapshot-id"))
 	assert.Contains(t, page, "2.1 KiB")
 
 	// Cache: 2 hits, 1 miss, one entry.
-	assert.Equal(t, "2", dataValue(t, page, "cache-hits"))
-	assert.Equal(t, "1", dataValue(t, page, "cache-misses"))
-	assert.Equal(t, "0.6667", dataValue(t, page, "cache-ratio"))
-	assert.Equal(t, "1", dataValue(t, page, "cache-entries"))
+	assert.Equal(t, "2", htmltest.DataValue(t, page, "cache-hits"))
+	assert.Equal(t, "1", htmltest.DataValue(t, page, "cache-misses"))
+	assert.Equal(t, "0.6667", htmltest.DataValue(t, page, "cache-ratio"))
+	assert.Equal(t, "1", htmltest.DataValue(t, page, "cache-entries"))
 	assert.Contains(t, page, "66.7%")
 
 	// Geo: the store's counts of the last five minutes, against the limit.
 	assert.Equal(t, activities.GeoRateKey, f.slots.key)
 	assert.Equal(t, geoWindow, f.slots.to.Sub(f.slots.from))
-	assert.Equal(t, "12", dataValue(t, page, "geo-total"))
-	assert.Equal(t, "5", dataValue(t, page, "geo-peak"))
-	assert.Equal(t, "5", dataValue(t, page, "geo-limit"))
-	assert.Equal(t, "0.05", dataValue(t, page, "geo-last-minute"), "3 calls in the last minute")
-	chart := element(t, page, "svg", "id", "geo-chart")
+	assert.Equal(t, "12", htmltest.DataValue(t, page, "geo-total"))
+	assert.Equal(t, "5", htmltest.DataValue(t, page, "geo-peak"))
+	assert.Equal(t, "5", htmltest.DataValue(t, page, "geo-limit"))
+	assert.Equal(t, "0.05", htmltest.DataValue(t, page, "geo-last-minute"), "3 calls in the last minute")
+	chart := htmltest.Element(t, page, "svg", "id", "geo-chart")
 	assert.Equal(t, 3, strings.Count(chart, `<rect class="bar"`), "a bar per second with calls")
 	assert.Contains(t, chart, `class="limit"`)
 	assert.Contains(t, chart, "limit 5/s")
 
 	// Jobs: latest first, state, durations, totals and a link to each run.
-	incidents := element(t, page, "section", "id", "job-AggregateIncidents")
+	incidents := htmltest.Element(t, page, "section", "id", "job-AggregateIncidents")
 	assert.Contains(t, incidents, `data-state="completed"`)
 	assert.Less(t, strings.Index(incidents, "run-inc-2"), strings.Index(incidents, "run-inc-1"), "newest first")
 	assert.Contains(t, incidents, `data-run-id="run-inc-2" data-status="completed" data-duration-ms="2500"`)
@@ -332,26 +311,26 @@ func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	assert.Contains(t, incidents, "2.5 s")
 	assert.Equal(t, 2, strings.Count(incidents, "<rect "), "a duration bar per run")
 
-	geo := element(t, page, "section", "id", "job-GeolocateEvent")
+	geo := htmltest.Element(t, page, "section", "id", "job-GeolocateEvent")
 	assert.Contains(t, geo, `data-state="running"`)
 	assert.Contains(t, geo, `data-run-id="run-geo-2" data-status="running" data-duration-ms="3000"`, "a running run's duration so far")
 	assert.Contains(t, geo, `href="http://ui.example:8233/namespaces/prod/workflows/geo-event%2Ftask-1/run-geo-1/history"`, "the id's slash is escaped")
 
-	merge := element(t, page, "section", "id", "job-MergeEventSubscriptions")
+	merge := htmltest.Element(t, page, "section", "id", "job-MergeEventSubscriptions")
 	assert.Contains(t, merge, "72 ms")
-	syncs := element(t, page, "section", "id", "job-SyncSiteOutages")
+	syncs := htmltest.Element(t, page, "section", "id", "job-SyncSiteOutages")
 	assert.Contains(t, syncs, `data-status="completed" data-count="2"`)
 
 	// Outage syncs: the latest run per site, with its counts or its failure.
-	kf := element(t, page, "tr", "id", "site-kingfisher")
+	kf := htmltest.Element(t, page, "tr", "id", "site-kingfisher")
 	assert.Contains(t, kf, `data-run-id="`+kingfisherRun+`" data-status="completed"`)
 	for name, n := range map[string]int{"fetched": 106, "kept": 15, "dropped_before_since": 35, "dropped_unknown_device": 56, "posted": 15} {
 		assert.Contains(t, kf, fmt.Sprintf(`data-count="%s">%d<`, name, n))
 	}
-	atlantis := element(t, page, "tr", "id", "site-atlantis")
+	atlantis := htmltest.Element(t, page, "tr", "id", "site-atlantis")
 	assert.Contains(t, atlantis, `data-status="failed"`)
 	assert.Contains(t, atlantis, "UpstreamNotFound: kf GET /site-info/atlantis: 404 site not found")
-	assert.NotContains(t, element(t, page, "section", "id", "outages"), "run-kf-1", "only the latest sync of a site")
+	assert.NotContains(t, htmltest.Element(t, page, "section", "id", "outages"), "run-kf-1", "only the latest sync of a site")
 	assert.Less(t, strings.Index(page, `id="site-kingfisher"`), strings.Index(page, `id="site-atlantis"`), "newest first")
 }
 
@@ -375,17 +354,17 @@ func TestStatusPageShowsAFailingSourceInItsPanel(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, rec.Code, "a failed source is no failed page")
 	for _, job := range statusJobs {
-		panel := element(t, page, "section", "id", "job-"+job.WorkflowType)
+		panel := htmltest.Element(t, page, "section", "id", "job-"+job.WorkflowType)
 		assert.Contains(t, panel, `class="error"`, job.WorkflowType)
 		assert.Contains(t, panel, "Temporal is unavailable", job.WorkflowType)
 	}
-	assert.Contains(t, element(t, page, "section", "id", "outages"), "listing outage syncs: Temporal is unavailable")
-	assert.Contains(t, element(t, page, "section", "id", "geo"), "reading calls from the store failed (details in the log)")
-	assert.Equal(t, "not ready", dataValue(t, page, "ready"))
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "outages"), "listing outage syncs: Temporal is unavailable")
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "geo"), "reading calls from the store failed (details in the log)")
+	assert.Equal(t, "not ready", htmltest.DataValue(t, page, "ready"))
 	assert.Contains(t, page, `data-check="temporal" data-state="down"`)
 	// The panels that need no Temporal still show their numbers.
-	assert.Equal(t, "2100", dataValue(t, page, "snapshot-bytes"))
-	assert.Equal(t, "2", dataValue(t, page, "cache-hits"))
+	assert.Equal(t, "2100", htmltest.DataValue(t, page, "snapshot-bytes"))
+	assert.Equal(t, "2", htmltest.DataValue(t, page, "cache-hits"))
 	// Hosts and credentials stay in the log.
 	assert.NotContains(t, page, "10.1.2.")
 	assert.NotContains(t, page, "password")
@@ -406,10 +385,10 @@ func TestStatusPageAnswersInTimeWhenASourceHangs(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Less(t, took, 2*time.Second, "the page waited on a hung source")
-	assert.Contains(t, element(t, page, "section", "id", "job-AggregateIncidents"), "no answer within 300ms")
-	assert.Contains(t, element(t, page, "section", "id", "outages"), "no answer within 300ms")
-	assert.Equal(t, "12", dataValue(t, page, "geo-total"), "the sources that answer are shown")
-	assert.Equal(t, "ready", dataValue(t, page, "ready"))
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "job-AggregateIncidents"), "no answer within 300ms")
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "outages"), "no answer within 300ms")
+	assert.Equal(t, "12", htmltest.DataValue(t, page, "geo-total"), "the sources that answer are shown")
+	assert.Equal(t, "ready", htmltest.DataValue(t, page, "ready"))
 }
 
 func TestStatusPageGathersOnceForManyRequests(t *testing.T) {
@@ -469,8 +448,8 @@ func TestStatusPageIsARouteBehindTheAPIKeys(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	page := rec.Body.String()
 	assert.Contains(t, page, "relay status")
-	assert.Equal(t, "0", dataValue(t, page, "cache-hits"), "the merge route's cache, still empty")
-	assert.Equal(t, "12", dataValue(t, page, "geo-total"))
+	assert.Equal(t, "0", htmltest.DataValue(t, page, "cache-hits"), "the merge route's cache, still empty")
+	assert.Equal(t, "12", htmltest.DataValue(t, page, "geo-total"))
 	assert.Contains(t, page, "run-inc-2")
 	assert.NotContains(t, page, "/history", "IDs without links: no UI configured")
 }
@@ -511,9 +490,9 @@ func TestStatusPageWithoutSources(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	require.Equal(t, http.StatusOK, rec.Code)
 	page := rec.Body.String()
-	assert.Contains(t, element(t, page, "section", "id", "job-AggregateIncidents"), "no Temporal client in this process")
-	assert.Contains(t, element(t, page, "section", "id", "outages"), "no Temporal client in this process")
-	assert.Contains(t, element(t, page, "section", "id", "geo"), "no store to read calls from")
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "job-AggregateIncidents"), "no Temporal client in this process")
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "outages"), "no Temporal client in this process")
+	assert.Contains(t, htmltest.Element(t, page, "section", "id", "geo"), "no store to read calls from")
 	assert.Contains(t, page, `id="snapshot-none"`)
-	assert.Equal(t, "ready", dataValue(t, page, "ready"), "no checks, nothing down")
+	assert.Equal(t, "ready", htmltest.DataValue(t, page, "ready"), "no checks, nothing down")
 }

@@ -366,11 +366,8 @@ func (s *System) startMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	// The same timeouts as the API: this listener has no keys, so slow clients matter more.
+	srv := server.NewHTTPServer(mux, server.DefaultTimeouts, s.logger)
 	s.MetricsAddr = l.Addr().String()
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

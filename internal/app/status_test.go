@@ -15,21 +15,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
-
 	"relay/activities"
 	"relay/internal/app"
 	"relay/internal/config"
+	"relay/internal/htmltest"
 	"relay/internal/sim"
 	"relay/internal/testenv"
 	"relay/workflows"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
 )
 
 // chromiumEnv names the browser binary the status page test runs; artifactsEnv the
@@ -172,44 +172,44 @@ func TestStatusPageInChromium(t *testing.T) {
 	assert.NotContains(t, dom, `class="error"`, "no panel failed")
 
 	// Readiness, as /readyz says.
-	assert.Equal(t, "ready", dataValue(t, dom, "ready"))
+	assert.Equal(t, "ready", htmltest.DataValue(t, dom, "ready"))
 	assert.Contains(t, dom, `data-check="temporal" data-state="ok"`)
 	assert.Contains(t, dom, `data-check="database" data-state="ok"`)
 
 	// The snapshot GET /incidents serves.
-	assert.Equal(t, strconv.Itoa(len(incidentsBody)), dataValue(t, dom, "snapshot-bytes"))
-	assert.Equal(t, strconv.FormatInt(snapshotID, 10), dataValue(t, dom, "snapshot-id"))
-	age, err := strconv.Atoi(dataValue(t, dom, "snapshot-age"))
+	assert.Equal(t, strconv.Itoa(len(incidentsBody)), htmltest.DataValue(t, dom, "snapshot-bytes"))
+	assert.Equal(t, strconv.FormatInt(snapshotID, 10), htmltest.DataValue(t, dom, "snapshot-id"))
+	age, err := strconv.Atoi(htmltest.DataValue(t, dom, "snapshot-age"))
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, age, 0)
 	assert.Less(t, age, 300, "the snapshot is from this test's relay")
 
 	// The merge cache: the test's miss and hit.
-	assert.Equal(t, "1", dataValue(t, dom, "cache-hits"))
-	assert.Equal(t, "1", dataValue(t, dom, "cache-misses"))
-	assert.Equal(t, "0.5000", dataValue(t, dom, "cache-ratio"))
+	assert.Equal(t, "1", htmltest.DataValue(t, dom, "cache-hits"))
+	assert.Equal(t, "1", htmltest.DataValue(t, dom, "cache-misses"))
+	assert.Equal(t, "0.5000", htmltest.DataValue(t, dom, "cache-ratio"))
 	assert.Contains(t, dom, "50.0%")
 
 	// Geo calls, as the store counted them, against the configured limit.
-	assert.Equal(t, strconv.Itoa(geoCalls), dataValue(t, dom, "geo-total"))
-	assert.Equal(t, fmt.Sprint(env.Config.GeoIP.RateLimit), dataValue(t, dom, "geo-limit"))
-	peak, err := strconv.Atoi(dataValue(t, dom, "geo-peak"))
+	assert.Equal(t, strconv.Itoa(geoCalls), htmltest.DataValue(t, dom, "geo-total"))
+	assert.Equal(t, fmt.Sprint(env.Config.GeoIP.RateLimit), htmltest.DataValue(t, dom, "geo-limit"))
+	peak, err := strconv.Atoi(htmltest.DataValue(t, dom, "geo-peak"))
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, peak, 1)
 	assert.LessOrEqual(t, float64(peak), env.Config.GeoIP.RateLimit, "never over the limit")
-	chart := elementOf(t, dom, "svg", "id", "geo-chart")
+	chart := htmltest.Element(t, dom, "svg", "id", "geo-chart")
 	assert.Equal(t, len(counts), strings.Count(chart, `<rect class="bar"`), "a bar per second with calls")
 
 	// Each job's panel lists its runs, linked to the Web UI.
 	link := func(workflowID, runID string) string {
 		return `href="` + uiURL + "/namespaces/default/workflows/" + url.PathEscape(workflowID) + "/" + runID + `/history"`
 	}
-	incidents := elementOf(t, dom, "section", "id", "job-"+workflows.AggregateIncidentsWorkflowType)
+	incidents := htmltest.Element(t, dom, "section", "id", "job-"+workflows.AggregateIncidentsWorkflowType)
 	assert.Contains(t, incidents, `data-run-id="`+incidentsRun+`" data-status="completed"`)
-	merge := elementOf(t, dom, "section", "id", "job-"+workflows.MergeEventSubscriptionsWorkflowType)
+	merge := htmltest.Element(t, dom, "section", "id", "job-"+workflows.MergeEventSubscriptionsWorkflowType)
 	assert.Contains(t, merge, `data-run-id="`+mergeRun+`" data-status="completed"`)
 	assert.Contains(t, merge, link(workflows.EventSubscriptionsWorkflowID(teamSync), mergeRun))
-	geo := elementOf(t, dom, "section", "id", "job-"+workflows.GeolocateEventWorkflowType)
+	geo := htmltest.Element(t, dom, "section", "id", "job-"+workflows.GeolocateEventWorkflowType)
 	listed := regexp.MustCompile(`data-workflow-id="([^"]+)" data-run-id="([^"]+)" data-status="completed"`).FindAllStringSubmatch(geo, -1)
 	assert.Len(t, listed, 6, "the latest runs of the job")
 	for _, row := range listed {
@@ -217,7 +217,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		assert.Contains(t, geo, link(row[1], row[2]))
 	}
 	assert.Contains(t, geo, fmt.Sprintf(`data-status="completed" data-count="%d"`, geoEvents), "all runs of the job, by status")
-	syncs := elementOf(t, dom, "section", "id", "job-"+workflows.SyncSiteOutagesWorkflowType)
+	syncs := htmltest.Element(t, dom, "section", "id", "job-"+workflows.SyncSiteOutagesWorkflowType)
 	assert.Contains(t, syncs, `data-run-id="`+syncRun+`" data-status="completed"`)
 	for _, panel := range []string{incidents, merge, geo, syncs} {
 		assert.Regexp(t, `data-duration-ms="\d+"`, panel)
@@ -225,7 +225,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 
 	// The latest outage sync of kingfisher, with its counts.
-	kf := elementOf(t, dom, "tr", "id", "site-kingfisher")
+	kf := htmltest.Element(t, dom, "tr", "id", "site-kingfisher")
 	assert.Contains(t, kf, `data-run-id="`+syncRun+`" data-status="completed"`)
 	for name, n := range map[string]int{
 		"fetched": synced.Result.Fetched, "kept": synced.Result.Kept, "dropped_before_since": synced.Result.DroppedBeforeSince,
@@ -293,27 +293,6 @@ func waitPage(t *testing.T, env *testenv.Env, ok func(page string) bool) {
 		require.True(t, time.Now().Before(deadline), "the status page is still incomplete after 45 s: %s", body)
 		time.Sleep(time.Second)
 	}
-}
-
-// dataValue is the data-value of the element with id in page.
-func dataValue(t *testing.T, page, id string) string {
-	t.Helper()
-	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `"[^>]*data-value="([^"]*)"`).FindStringSubmatch(page)
-	require.NotNil(t, m, "no element %s with a data-value", id)
-	return m[1]
-}
-
-// elementOf is the element with attr="value", from its opening tag to the next closing
-// tag of its name.
-func elementOf(t *testing.T, page, tag, attr, value string) string {
-	t.Helper()
-	at := strings.Index(page, attr+`="`+value+`"`)
-	require.GreaterOrEqual(t, at, 0, "no element with %s=%q", attr, value)
-	open := strings.LastIndex(page[:at], "<"+tag)
-	require.GreaterOrEqual(t, open, 0)
-	end := strings.Index(page[at:], "</"+tag+">")
-	require.GreaterOrEqual(t, end, 0)
-	return page[open : at+end]
 }
 
 // distinctColors counts the colours of a sample of img's pixels, up to limit.
