@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -90,14 +91,23 @@ func faultTolerantConfig(c *config.Config) {
 	c.GeoIP.SubmitRate = 1000
 }
 
-// closedPort is a loopback port nothing listens on (it was free a moment ago).
+// closedPort is a loopback port nothing listens on, for a simulator to take later. It is
+// below the ephemeral range (32768-60999 here), where the kernel picks the source ports of
+// outgoing connections: a port from that range can be taken by any connection the test
+// opens meanwhile (seen in CI), a port below it only by another listener.
 func closedPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken: try another
+		}
+		require.NoError(t, l.Close())
+		return port
+	}
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return 0
 }
 
 // startedJobs are the asynchronous jobs a fault test started and waits for.
