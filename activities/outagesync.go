@@ -11,8 +11,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"relay/internal/outages"
+	"relay/internal/outagesync"
 	"relay/internal/store"
+	"relay/internal/timefmt"
 )
 
 // ErrInvalidUpstreamData is an upstream answer that decodes but breaks the API's rules
@@ -58,7 +59,7 @@ type StagedOutages struct {
 
 // FetchOutages gets every outage (of every site) and stages them.
 func (a *KF) FetchOutages(ctx context.Context, siteID string) (StagedOutages, error) {
-	var list []outages.Outage
+	var list []outagesync.Outage
 	data, err := a.api.getJSON(ctx, "/outages", &list)
 	if err != nil {
 		return StagedOutages{}, err
@@ -84,9 +85,9 @@ type SiteInfo struct {
 // FetchSiteInfo gets the site's name and devices and stages the devices.
 func (a *KF) FetchSiteInfo(ctx context.Context, siteID string) (SiteInfo, error) {
 	var site struct {
-		ID      string           `json:"id"`
-		Name    string           `json:"name"`
-		Devices []outages.Device `json:"devices"`
+		ID      string              `json:"id"`
+		Name    string              `json:"name"`
+		Devices []outagesync.Device `json:"devices"`
 	}
 	path := "/site-info/" + url.PathEscape(siteID)
 	if _, err := a.api.getJSON(ctx, path, &site); err != nil {
@@ -116,9 +117,9 @@ type FilterInput struct {
 
 // FilterResult is what the filter kept, staged as the POST body under PostKey.
 type FilterResult struct {
-	Since   string         `json:"since"`
-	Counts  outages.Counts `json:"counts"`
-	PostKey string         `json:"post_key"`
+	Since   string            `json:"since"`
+	Counts  outagesync.Counts `json:"counts"`
+	PostKey string            `json:"post_key"`
 }
 
 // FilterSiteOutages keeps the site's outages at or after the cutoff and names them
@@ -133,15 +134,15 @@ func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResul
 		}
 		since = t
 	}
-	var list []outages.Outage
-	var devices []outages.Device
+	var list []outagesync.Outage
+	var devices []outagesync.Device
 	if err := a.loadJSON(ctx, in.OutagesKey, &list); err != nil {
 		return FilterResult{}, err
 	}
 	if err := a.loadJSON(ctx, in.DevicesKey, &devices); err != nil {
 		return FilterResult{}, err
 	}
-	kept, counts, err := outages.Filter(since, devices, list)
+	kept, counts, err := outagesync.Filter(since, devices, list)
 	if err != nil {
 		return FilterResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("kf /outages: %v", err), ErrInvalidUpstreamData, err)
@@ -155,7 +156,7 @@ func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResul
 		return FilterResult{}, err
 	}
 	activity.GetLogger(ctx).Info("filtered outages", "site_id", in.SiteID, "fetched", counts.Fetched, "kept", counts.Kept)
-	return FilterResult{Since: since.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Counts: counts, PostKey: key}, nil
+	return FilterResult{Since: timefmt.Millis(since), Counts: counts, PostKey: key}, nil
 }
 
 // PostInput names the staged body to post for a site.

@@ -11,7 +11,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"relay/internal/outages"
+	"relay/internal/outagesync"
 	"relay/internal/store"
 	"relay/internal/store/storetest"
 )
@@ -175,7 +175,7 @@ func refKFSiteInfo(body []byte) (SiteInfo, []byte, bool) {
 	if !ok1 || !ok2 || !isList {
 		return SiteInfo{}, nil, false
 	}
-	staged := make([]outages.Device, len(list))
+	staged := make([]outagesync.Device, len(list))
 	for i, d := range list {
 		if d == nil {
 			continue

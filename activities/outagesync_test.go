@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"relay/internal/outages"
+	"relay/internal/outagesync"
 	"relay/internal/sim"
 	"relay/internal/store/storetest"
 )
@@ -63,7 +63,7 @@ func TestKFActivitiesStageFilterAndPostTheExactBody(t *testing.T) {
 	var staged StagedOutages
 	require.NoError(t, v.Get(&staged))
 	api := f.sim.Routes().(*sim.KFAPI)
-	var all []outages.Outage
+	var all []outagesync.Outage
 	require.NoError(t, json.Unmarshal(api.Outages(), &all))
 	assert.Equal(t, len(all), staged.Count)
 

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"relay/internal/store"
+	"relay/internal/timefmt"
 )
 
 // EventStore stores submitted events and reads them back (*store.Store has it all).
@@ -41,7 +42,6 @@ const (
 	maxEventsLimit       = 500
 	submitLimitersSize   = 10_000 // client IPs with a limiter; the least recently seen go first
 	idempotencyKeyHeader = "Idempotency-Key"
-	receivedAtLayout     = "2006-01-02T15:04:05.000Z07:00"
 	defaultSubmitRate    = 20
 	defaultSubmitBurst   = 40
 	statusSuccess        = "success"
@@ -349,7 +349,7 @@ type eventJSON struct {
 func toEventJSON(e store.Event) eventJSON {
 	return eventJSON{
 		TaskID: e.TaskID, Name: e.Name, StatusCode: e.StatusCode, IP: e.IP,
-		ReceivedAt: e.ReceivedAt.UTC().Format(receivedAtLayout), State: e.State,
+		ReceivedAt: timefmt.Millis(e.ReceivedAt), State: e.State,
 		Location: json.RawMessage(e.Location),
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"relay/activities"
-	"relay/internal/eventsubs"
+	"relay/internal/eventsubscriptions"
 	"relay/workflows"
 )
 
@@ -130,7 +130,7 @@ func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
 	if err != nil {
 		return nil, errMergeNotStarted{err}
 	}
-	var merged eventsubs.Merged
+	var merged eventsubscriptions.Merged
 	if err := run.Get(ctx, &merged); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"relay/internal/timefmt"
 	"relay/workflows"
 )
 
@@ -48,7 +49,7 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 		}
 		since := req.Since
 		if since == "" {
-			since = defaultSince.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			since = timefmt.Millis(defaultSince)
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"relay/activities"
-	"relay/internal/eventsubs"
+	"relay/internal/eventsubscriptions"
 )
 
 // c42RetryPolicy: someone is waiting on the answer, so 5xx and timeouts are retried
@@ -50,9 +50,9 @@ type MergeEventSubscriptionsInput struct {
 // MergeEventSubscriptions fetches an event and the first page of its subscriptions at
 // once, then every further page at once, and joins the title with the subscribers' first
 // names in upstream order.
-func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInput) (eventsubs.Merged, error) {
+func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInput) (eventsubscriptions.Merged, error) {
 	if !ValidEventID(in.EventID) {
-		return eventsubs.Merged{}, temporal.NewNonRetryableApplicationError(
+		return eventsubscriptions.Merged{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("event_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.EventID), activities.ErrInvalidInput, nil)
 	}
 	ctx = workflow.WithActivityOptions(ctx, c42ActivityOptions)
@@ -60,39 +60,39 @@ func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInp
 
 	eventF := workflow.ExecuteActivity(ctx, c42.FetchEvent, in.EventID)
 	firstF := workflow.ExecuteActivity(ctx, c42.FetchSubscriptionsPage,
-		activities.PageRequest{EventID: in.EventID, Offset: 0, Limit: eventsubs.PageSize})
+		activities.PageRequest{EventID: in.EventID, Offset: 0, Limit: eventsubscriptions.PageSize})
 	var event activities.Event
 	if err := eventF.Get(ctx, &event); err != nil {
-		return eventsubs.Merged{}, fmt.Errorf("fetch event %s: %w", in.EventID, err)
+		return eventsubscriptions.Merged{}, fmt.Errorf("fetch event %s: %w", in.EventID, err)
 	}
 	var first activities.SubscriptionsPage
 	if err := firstF.Get(ctx, &first); err != nil {
-		return eventsubs.Merged{}, fmt.Errorf("fetch subscriptions of %s: %w", in.EventID, err)
+		return eventsubscriptions.Merged{}, fmt.Errorf("fetch subscriptions of %s: %w", in.EventID, err)
 	}
 
-	pages := []eventsubs.Page{{Offset: 0, Names: first.Names, Count: first.Count}}
+	pages := []eventsubscriptions.Page{{Offset: 0, Names: first.Names, Count: first.Count}}
 	// Step by what the API actually sent: it may cap the page below the limit asked for.
 	step := len(first.Names)
 	if step == 0 && first.Count > 0 {
-		return eventsubs.Merged{}, temporal.NewApplicationError(
+		return eventsubscriptions.Merged{}, temporal.NewApplicationError(
 			fmt.Sprintf("event %s: the first page is empty, yet the API counts %d subscriptions", in.EventID, first.Count),
 			activities.ErrInvalidUpstreamData)
 	}
 	var rest []workflow.Future
-	for _, off := range eventsubs.RestOffsets(first.Count, step) {
+	for _, off := range eventsubscriptions.RestOffsets(first.Count, step) {
 		rest = append(rest, workflow.ExecuteActivity(ctx, c42.FetchSubscriptionsPage,
-			activities.PageRequest{EventID: in.EventID, Offset: off, Limit: eventsubs.PageSize}))
+			activities.PageRequest{EventID: in.EventID, Offset: off, Limit: eventsubscriptions.PageSize}))
 	}
 	for _, f := range rest {
 		var p activities.SubscriptionsPage
 		if err := f.Get(ctx, &p); err != nil {
-			return eventsubs.Merged{}, fmt.Errorf("fetch subscriptions of %s: %w", in.EventID, err)
+			return eventsubscriptions.Merged{}, fmt.Errorf("fetch subscriptions of %s: %w", in.EventID, err)
 		}
-		pages = append(pages, eventsubs.Page{Offset: p.Offset, Names: p.Names, Count: p.Count})
+		pages = append(pages, eventsubscriptions.Page{Offset: p.Offset, Names: p.Names, Count: p.Count})
 	}
-	merged, err := eventsubs.Merge(in.EventID, event.Title, pages)
+	merged, err := eventsubscriptions.Merge(in.EventID, event.Title, pages)
 	if err != nil {
-		return eventsubs.Merged{}, temporal.NewApplicationError(err.Error(), activities.ErrInvalidUpstreamData)
+		return eventsubscriptions.Merged{}, temporal.NewApplicationError(err.Error(), activities.ErrInvalidUpstreamData)
 	}
 	return merged, nil
 }

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"relay/activities"
-	"relay/internal/eventsubs"
+	"relay/internal/eventsubscriptions"
 )
 
 type MergeSuite struct {
@@ -35,13 +35,13 @@ func (s *MergeSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 const evID = "d6e66cb0ced8e46102bcfd93ceac51b0_14752373875438"
 
 func page(offset int) activities.PageRequest {
-	return activities.PageRequest{EventID: evID, Offset: offset, Limit: eventsubs.PageSize}
+	return activities.PageRequest{EventID: evID, Offset: offset, Limit: eventsubscriptions.PageSize}
 }
 
-func (s *MergeSuite) merged() eventsubs.Merged {
+func (s *MergeSuite) merged() eventsubscriptions.Merged {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var m eventsubs.Merged
+	var m eventsubscriptions.Merged
 	s.Require().NoError(s.env.GetWorkflowResult(&m))
 	return m
 }
@@ -51,7 +51,7 @@ func (s *MergeSuite) TestOnePage() {
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
 		Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"Bob", "Ella", "", "Bob"}, Count: 4}, nil).Once()
 	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
-	s.Equal(eventsubs.Merged{ID: evID, Title: "Team sync", Names: []string{"Bob", "Ella", "", "Bob"}}, s.merged())
+	s.Equal(eventsubscriptions.Merged{ID: evID, Title: "Team sync", Names: []string{"Bob", "Ella", "", "Bob"}}, s.merged())
 }
 
 func (s *MergeSuite) TestEveryPageInUpstreamOrder() {

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"relay/activities"
-	"relay/internal/outages"
+	"relay/internal/outagesync"
 )
 
 type OutageSyncSuite struct {
@@ -38,7 +38,7 @@ var (
 	siteInfo = activities.SiteInfo{ID: "kingfisher", Name: "KingFisher", Devices: 2, DevicesKey: "k/devices"}
 	filtered = activities.FilterResult{
 		Since:   "2022-01-01T00:00:00.000Z",
-		Counts:  outages.Counts{Fetched: 6, Kept: 3, DroppedBeforeSince: 2, DroppedUnknownDevice: 1},
+		Counts:  outagesync.Counts{Fetched: 6, Kept: 3, DroppedBeforeSince: 2, DroppedUnknownDevice: 1},
 		PostKey: "k/post",
 	}
 )

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/store"
-	"relay/internal/testenv"
 )
 
 // TestMain lets a test start this test binary as a real `relay` process (to kill it with
@@ -37,7 +37,7 @@ func main2(args []string) {
 }
 
 // startWorkerProcess runs `relay worker` as a child process against env.
-func startWorkerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
+func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
@@ -68,7 +68,7 @@ func startWorkerProcess(t *testing.T, env *testenv.Env) *exec.Cmd {
 // accepted event still ends located, and the geolocation API never sees more than 5 calls
 // in a second.
 func TestWorkerKilledMidBurstLosesNothing(t *testing.T) {
-	env := testenv.Start(t, testenv.WithoutWorker(), testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithoutWorker(), relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.GeoIP.SubmitRate = 1000
 	}))

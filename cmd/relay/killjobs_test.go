@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 )
 
 // Every job mid-flight when its worker is SIGKILLed: another worker, started at once,
@@ -30,7 +30,7 @@ import (
 // the retry posts again: the same body, which replaces the site's list with the same list.
 func TestWorkerKilledMidJobFinishesEveryJob(t *testing.T) {
 	t.Parallel()
-	env := testenv.Start(t, testenv.WithoutWorker(), testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithoutWorker(), relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.GeoIP.SubmitRate = 1000
 		c.SimKnobs = "latency=1500ms" // every upstream call is in flight long enough to be cut off

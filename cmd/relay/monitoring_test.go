@@ -19,8 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 )
 
 // The monitoring half of docker-compose.yml, checked as data like the rest (no Docker
@@ -255,7 +255,7 @@ func exported(body string) map[string]map[string]bool {
 // job (one failure included), with the labels the dashboard groups and filters by: a
 // renamed metric or label fails here, not on someone's empty panel.
 func TestDashboardQueriesMetricsRelayExports(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}))
 	do := func(method, path, body string, header ...string) int {

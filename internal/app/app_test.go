@@ -13,13 +13,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 	"relay/workflows"
 )
 
 func TestDevRunsEveryPart(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 
 	resp, body := env.Do(t, http.MethodGet, "/healthz", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -47,7 +47,7 @@ func TestDevRunsEveryPart(t *testing.T) {
 }
 
 func TestPingRunsOnBothTaskQueues(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -82,7 +82,7 @@ func TestPingRunsOnBothTaskQueues(t *testing.T) {
 }
 
 func TestPingRejectsBadInputWithoutRetrying(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for name, in := range map[string]workflows.PingInput{
@@ -100,7 +100,7 @@ func TestPingRejectsBadInputWithoutRetrying(t *testing.T) {
 }
 
 func TestAPIKeysGuardEveryRouteButHealthz(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.APIKeys = []string{"k1", "k2"} }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.APIKeys = []string{"k1", "k2"} }))
 
 	resp, _ := env.Do(t, http.MethodGet, "/healthz", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

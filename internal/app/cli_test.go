@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"relay/internal/testenv"
+	"relay/internal/relaytest"
 	"relay/workflows"
 )
 
@@ -68,7 +68,7 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 
 	cmds := readmeCLICommands(t)
 	require.GreaterOrEqual(t, len(cmds), 8, "the README's CLI commands: %q", cmds)
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	waitSnapshot(t, env) // the schedule exists and has run once
 
 	outputs := map[string]string{}

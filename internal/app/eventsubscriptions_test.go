@@ -15,6 +15,7 @@ import (
 
 	"relay/internal/app"
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/testenv"
 )
@@ -34,7 +35,7 @@ type mergedEvent struct {
 	Names []string `json:"names"`
 }
 
-func getEvent(t *testing.T, env *testenv.Env, path string) (*http.Response, mergedEvent, []byte) {
+func getEvent(t *testing.T, env *relaytest.Env, path string) (*http.Response, mergedEvent, []byte) {
 	t.Helper()
 	resp, b := env.Do(t, http.MethodGet, path, nil)
 	var m mergedEvent
@@ -44,7 +45,7 @@ func getEvent(t *testing.T, env *testenv.Env, path string) (*http.Response, merg
 	return resp, m, b
 }
 
-func c42API(t *testing.T, env *testenv.Env) *sim.C42API {
+func c42API(t *testing.T, env *relaytest.Env) *sim.C42API {
 	t.Helper()
 	api, ok := env.Sims.Sim(sim.C42).Routes().(*sim.C42API)
 	require.True(t, ok)
@@ -52,7 +53,7 @@ func c42API(t *testing.T, env *testenv.Env) *sim.C42API {
 }
 
 func TestEventWithSubscriptionsIsCachedForTheTTL(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	c42 := env.Sims.Sim(sim.C42)
 	title, names, ok := c42API(t, env).Expected(teamSync)
 	require.True(t, ok)
@@ -77,7 +78,7 @@ func TestEventWithSubscriptionsIsCachedForTheTTL(t *testing.T) {
 }
 
 func TestEventWithSubscriptionsRefetchesAfterTheTTL(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.C42.CacheTTL = time.Second }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.C42.CacheTTL = time.Second }))
 	c42 := env.Sims.Sim(sim.C42)
 	resp, _, _ := getEvent(t, env, "/events-with-subscriptions/"+allHands)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -93,7 +94,7 @@ func TestEventWithSubscriptionsRefetchesAfterTheTTL(t *testing.T) {
 }
 
 func TestEventWithNoSubscribers(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	resp, m, b := getEvent(t, env, "/events-with-subscriptions/"+emptyRoom)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.JSONEq(t, `{"id":"`+emptyRoom+`","title":"Empty room","names":[]}`, string(b))
@@ -101,7 +102,7 @@ func TestEventWithNoSubscribers(t *testing.T) {
 }
 
 func TestUnknownEventIs404AndNotCached(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	c42 := env.Sims.Sim(sim.C42)
 	for i := 1; i <= 2; i++ {
 		resp, _, b := getEvent(t, env, "/events-with-subscriptions/"+noSuchEv)
@@ -112,7 +113,7 @@ func TestUnknownEventIs404AndNotCached(t *testing.T) {
 }
 
 func TestColdEventFetchedOnceForConcurrentRequests(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "c42:latency=100ms" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "c42:latency=100ms" }))
 	c42 := env.Sims.Sim(sim.C42)
 	const n = 100
 	var wg sync.WaitGroup
@@ -139,7 +140,7 @@ func TestColdEventFetchedOnceForConcurrentRequests(t *testing.T) {
 }
 
 func TestBadEventIDNeverReachesTheUpstream(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	for _, id := range []string{"a.b", "%2E%2E", "with%20space", strings.Repeat("x", 129), "emoji%F0%9F%98%80"} {
 		resp, _, b := getEvent(t, env, "/events-with-subscriptions/"+id)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s", id, b)
@@ -160,7 +161,7 @@ func TestUpstreamFailuresMapToGatewayErrors(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			env := testenv.Start(t)
+			env := relaytest.Start(t)
 			// Set after start: dev hands the worker the simulator's credentials at start.
 			c42 := env.Sims.Sim(sim.C42)
 			k := c42.Knobs()
@@ -183,7 +184,7 @@ func TestUpstreamFailuresMapToGatewayErrors(t *testing.T) {
 // Two server processes (here: two API servers on one Temporal) asked at once for one cold
 // event still cause one merge: the workflow id's conflict policy joins the running one.
 func TestColdEventFetchedOnceAcrossServerProcesses(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "c42:latency=200ms" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "c42:latency=200ms" }))
 	cfg := env.Config
 	cfg.HTTPAddr = "127.0.0.1:0"
 	second, err := app.Start(t.Context(), cfg, app.Server, testenv.Logger(t))

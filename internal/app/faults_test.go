@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 )
 
 // The fault matrix (RELIABILITY.md): every job, run end to end while every upstream
@@ -41,7 +41,7 @@ func TestUpstreamFaultMatrix(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+			env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 				faultTolerantConfig(c)
 				c.SimKnobs = f.knobs
 				if f.upstreamTimeout > 0 {
@@ -63,7 +63,7 @@ func TestUpstreamFaultMatrix(t *testing.T) {
 			ports[name] = closedPort(t)
 		}
 		url := func(name string) string { return fmt.Sprintf("http://127.0.0.1:%d", ports[name]) }
-		env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+		env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 			faultTolerantConfig(c)
 			c.Incidents.URL, c.Incidents.User, c.Incidents.Password = url(sim.Incidents), sim.DefaultIncidentsUser, sim.DefaultIncidentsPassword
 			c.C42.URL, c.C42.Token = url(sim.C42), sim.DefaultC42Token
@@ -119,7 +119,7 @@ type startedJobs struct {
 
 // startEveryJob starts an incidents refresh, an outage sync of kingfisher and five events
 // from distinct public IPs, all at once.
-func startEveryJob(t *testing.T, env *testenv.Env) *startedJobs {
+func startEveryJob(t *testing.T, env *relaytest.Env) *startedJobs {
 	t.Helper()
 	j := &startedJobs{eventIPs: map[string]string{}}
 	resp, b := env.Do(t, http.MethodPost, "/incidents/refresh", nil)
@@ -143,7 +143,7 @@ func startEveryJob(t *testing.T, env *testenv.Env) *startedJobs {
 
 // finish runs the merge, waits for the other jobs and checks every result against what
 // the simulators know to be true. It returns how many upstream calls met a fault.
-func (j *startedJobs) finish(t *testing.T, env *testenv.Env, fleet *sim.Fleet, answersLost bool) int {
+func (j *startedJobs) finish(t *testing.T, env *relaytest.Env, fleet *sim.Fleet, answersLost bool) int {
 	t.Helper()
 	// Cached merge: one after the other, so that a rate limit is not the test's own doing.
 	c42, ok := fleet.Sim(sim.C42).Routes().(*sim.C42API)

@@ -10,18 +10,18 @@ import (
 
 	"relay/internal/bench"
 	"relay/internal/bench/scenarios"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/store"
-	"relay/internal/testenv"
 )
 
 // The geolocation benchmarks that `relay bench` does not run (it runs submit-latency and
 // geo-rate); they use its load generator and requests.
 
-func geoBenchEnv(b *testing.B) *testenv.Env {
-	return testenv.Start(b, testenv.OnDisk(),
-		testenv.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))),
-		testenv.WithConfig(scenarios.BehindLoopbackProxy))
+func geoBenchEnv(b *testing.B) *relaytest.Env {
+	return relaytest.Start(b, relaytest.OnDisk(),
+		relaytest.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))),
+		relaytest.WithConfig(scenarios.BehindLoopbackProxy))
 }
 
 // BenchmarkSubmitMaxRate steps the offered rate up, 20 s a step, and reports the highest

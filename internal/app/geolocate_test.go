@@ -16,6 +16,7 @@ import (
 
 	"relay/internal/app"
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/store"
 	"relay/internal/testenv"
@@ -30,15 +31,15 @@ type eventView struct {
 
 // geoEnv runs relay trusting the test's own loopback as a proxy, so that each submission
 // can come "from" the client IP in X-Forwarded-For.
-func geoEnv(t *testing.T, knobs string) *testenv.Env {
-	return testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+func geoEnv(t *testing.T, knobs string) *relaytest.Env {
+	return relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.GeoIP.SubmitRate = 1000
 		c.SimKnobs = knobs
 	}))
 }
 
-func submit(t *testing.T, env *testenv.Env, ip, body string, header ...string) string {
+func submit(t *testing.T, env *relaytest.Env, ip, body string, header ...string) string {
 	t.Helper()
 	resp, b := env.Do(t, http.MethodPost, "/event/submit/", strings.NewReader(body), append([]string{"X-Forwarded-For", ip}, header...)...)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(b))
@@ -53,7 +54,7 @@ func submit(t *testing.T, env *testenv.Env, ip, body string, header ...string) s
 	return ok.Data.TaskID
 }
 
-func getEventView(t *testing.T, env *testenv.Env, id string) eventView {
+func getEventView(t *testing.T, env *relaytest.Env, id string) eventView {
 	t.Helper()
 	resp, b := env.Do(t, http.MethodGet, "/event/"+id, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
@@ -65,7 +66,7 @@ func getEventView(t *testing.T, env *testenv.Env, id string) eventView {
 }
 
 // waitLocated polls until no event is pending.
-func waitLocated(t *testing.T, env *testenv.Env, ids []string, within time.Duration) map[string]eventView {
+func waitLocated(t *testing.T, env *relaytest.Env, ids []string, within time.Duration) map[string]eventView {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	out := map[string]eventView{}

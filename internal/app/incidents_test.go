@@ -16,8 +16,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -27,7 +27,7 @@ type priorityGroup struct {
 }
 
 // waitSnapshot polls GET /incidents until a snapshot is served.
-func waitSnapshot(t *testing.T, env *testenv.Env) *http.Response {
+func waitSnapshot(t *testing.T, env *relaytest.Env) *http.Response {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -41,7 +41,7 @@ func waitSnapshot(t *testing.T, env *testenv.Env) *http.Response {
 	}
 }
 
-func incidentsAPI(t *testing.T, env *testenv.Env) *sim.IncidentsAPI {
+func incidentsAPI(t *testing.T, env *relaytest.Env) *sim.IncidentsAPI {
 	t.Helper()
 	api, ok := env.Sims.Sim(sim.Incidents).Routes().(*sim.IncidentsAPI)
 	require.True(t, ok)
@@ -51,7 +51,7 @@ func incidentsAPI(t *testing.T, env *testenv.Env) *sim.IncidentsAPI {
 // With 30% of the incidents API's calls failing, the refresh triggered at start still
 // builds the snapshot, and it groups exactly as the simulator's data means.
 func TestIncidentsSnapshotGroupsWhatTheUpstreamMeans(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "incidents:failure-rate=0.3" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "incidents:failure-rate=0.3" }))
 	waitSnapshot(t, env)
 	resp, body := env.Do(t, http.MethodGet, "/incidents", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -102,7 +102,7 @@ func TestIncidentsSnapshotGroupsWhatTheUpstreamMeans(t *testing.T) {
 }
 
 func TestIncidentsETagGzipAndNotModified(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	resp := waitSnapshot(t, env)
 	etag := resp.Header.Get("ETag")
 	_, plain := env.Do(t, http.MethodGet, "/incidents", nil)
@@ -131,7 +131,7 @@ func TestIncidentsETagGzipAndNotModified(t *testing.T) {
 
 // While a refresh fails, GET /incidents keeps serving the last good snapshot.
 func TestIncidentsKeepTheLastGoodSnapshotWhileARefreshFails(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	resp := waitSnapshot(t, env)
 	etag, modified := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 
@@ -167,7 +167,7 @@ func TestIncidentsKeepTheLastGoodSnapshotWhileARefreshFails(t *testing.T) {
 
 // A manual refresh is served within about a second of being published.
 func TestIncidentsRefreshIsServedAtOnce(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	resp := waitSnapshot(t, env)
 	first := resp.Header.Get("Last-Modified")
 	time.Sleep(1100 * time.Millisecond) // Last-Modified has whole seconds
@@ -192,7 +192,7 @@ func TestIncidentsRefreshIsServedAtOnce(t *testing.T) {
 }
 
 func TestIncidentsAre503BeforeTheFirstSnapshot(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "incidents:latency=3s" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "incidents:latency=3s" }))
 	resp, body := env.Do(t, http.MethodGet, "/incidents", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "5", resp.Header.Get("Retry-After"))

@@ -23,15 +23,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 	"relay/server"
 )
 
 // openAPICheck drives a running relay and holds every exchange to the OpenAPI document
 // relay itself serves at /openapi.json.
 type openAPICheck struct {
-	env    *testenv.Env
+	env    *relaytest.Env
 	apiKey string
 	doc    *openapi3.T
 	router routers.Router
@@ -50,7 +50,7 @@ type exchange struct {
 	docRejects   bool
 }
 
-func newOpenAPICheck(t *testing.T, env *testenv.Env, apiKey string) *openAPICheck {
+func newOpenAPICheck(t *testing.T, env *relaytest.Env, apiKey string) *openAPICheck {
 	t.Helper()
 	oc := &openAPICheck{env: env, apiKey: apiKey, answered: map[string]map[int]int{}}
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) // the status page
@@ -211,7 +211,7 @@ var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 // included) and the request that produced it match the document. Keeps the document true.
 func TestOpenAPIDocumentMatchesTheRunningAPI(t *testing.T) {
 	const apiKey = "contract-key"
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.APIKeys = []string{apiKey}
 		// so that X-Forwarded-For picks the client: an IP the geolocation simulator places,
 		// a fresh one for the rate limit.

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 )
 
 type syncStatus struct {
@@ -34,7 +34,7 @@ type syncStatus struct {
 	} `json:"error"`
 }
 
-func kfAPI(t *testing.T, env *testenv.Env) *sim.KFAPI {
+func kfAPI(t *testing.T, env *relaytest.Env) *sim.KFAPI {
 	t.Helper()
 	api, ok := env.Sims.Sim(sim.KF).Routes().(*sim.KFAPI)
 	require.True(t, ok, "the kf simulator serves a *sim.KFAPI")
@@ -42,7 +42,7 @@ func kfAPI(t *testing.T, env *testenv.Env) *sim.KFAPI {
 }
 
 // startSync POSTs a sync and returns the answer's workflow and run ids.
-func startSync(t *testing.T, env *testenv.Env, site, body string) (string, string) {
+func startSync(t *testing.T, env *relaytest.Env, site, body string) (string, string) {
 	t.Helper()
 	resp, b := env.Do(t, http.MethodPost, "/sites/"+site+"/outage-sync", strings.NewReader(body))
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(b))
@@ -55,7 +55,7 @@ func startSync(t *testing.T, env *testenv.Env, site, body string) (string, strin
 }
 
 // waitSync polls GET until the site's sync is no longer running.
-func waitSync(t *testing.T, env *testenv.Env, site string) syncStatus {
+func waitSync(t *testing.T, env *relaytest.Env, site string) syncStatus {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -74,7 +74,7 @@ func waitSync(t *testing.T, env *testenv.Env, site string) syncStatus {
 // With 30% of the outage API's calls failing 500, the sync still posts exactly the right
 // body, once, and every call carried the API key.
 func TestOutageSyncSurvives500sAndPostsExactlyTheRightBody(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.SimKnobs = "kf:failure-rate=0.3"
 	}))
 	api := kfAPI(t, env)
@@ -126,7 +126,7 @@ func TestOutageSyncSurvives500sAndPostsExactlyTheRightBody(t *testing.T) {
 }
 
 func TestOutageSyncWithACutoffFromTheBody(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	startSync(t, env, "kingfisher", `{"since": "2022-06-01T00:00:00Z"}`)
 	st := waitSync(t, env, "kingfisher")
 	// The simulator accepts only the default cutoff's list, as the real API does: a later
@@ -139,7 +139,7 @@ func TestOutageSyncWithACutoffFromTheBody(t *testing.T) {
 }
 
 func TestOutageSyncOfAnUnknownSiteFailsFastWithTheUpstreamMessage(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	startSync(t, env, "atlantis", "")
 	st := waitSync(t, env, "atlantis")
 	require.Equal(t, "failed", st.State)
@@ -151,7 +151,7 @@ func TestOutageSyncOfAnUnknownSiteFailsFastWithTheUpstreamMessage(t *testing.T) 
 }
 
 func TestOutageSyncOneRunPerSite(t *testing.T) {
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) { c.SimKnobs = "kf:latency=300ms" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "kf:latency=300ms" }))
 	id1, run1 := startSync(t, env, "kingfisher", "")
 	id2, run2 := startSync(t, env, "kingfisher", `{"since":"2023-01-01T00:00:00Z"}`)
 	assert.Equal(t, id1, id2)
@@ -165,7 +165,7 @@ func TestOutageSyncOneRunPerSite(t *testing.T) {
 }
 
 func TestOutageSyncRejectsBadRequestsBeforeTemporal(t *testing.T) {
-	env := testenv.Start(t)
+	env := relaytest.Start(t)
 	cases := []struct {
 		method, path, body string
 		status             int

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/store/storetest"
-	"relay/internal/testenv"
 )
 
 // postgresRestartEnv names the shell command that restarts the PostgreSQL server of
@@ -36,7 +36,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 			postgresRestartEnv, storetest.PostgresURLEnv)
 	}
 	dbURL := storetest.PostgresURL(t)
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		faultTolerantConfig(c)
 		c.DatabaseURL = dbURL
 	}))

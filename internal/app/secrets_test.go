@@ -33,8 +33,8 @@ import (
 
 	"relay/activities"
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -209,7 +209,7 @@ type leakClient struct {
 	seen []haystack
 }
 
-func newLeakClient(env *testenv.Env) *leakClient {
+func newLeakClient(env *relaytest.Env) *leakClient {
 	// No transparent gzip: the bytes relay sent are the bytes searched.
 	// Expect: 100-continue lets relay refuse an oversize body before it is sent.
 	return &leakClient{base: env.BaseURL, http: &http.Client{Timeout: 30 * time.Second,
@@ -314,7 +314,7 @@ func runLeakCheck(t *testing.T, groups config.Group, getenv map[string]string, f
 	logs := &leakLog{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var loaded config.Config
-	env := testenv.Start(t, testenv.WithLogger(logger), testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithLogger(logger), relaytest.WithConfig(func(c *config.Config) {
 		fs := flag.NewFlagSet("relay dev", flag.ContinueOnError)
 		require.NoError(t, config.Bind(fs, c, groups).Load(nil, func(k string) string { return getenv[k] }))
 		loaded = *c
@@ -374,7 +374,7 @@ func runLeakCheck(t *testing.T, groups config.Group, getenv map[string]string, f
 }
 
 // runEveryJob drives each of relay's jobs over HTTP to its end, and some requests that fail.
-func runEveryJob(t *testing.T, env *testenv.Env, c *leakClient, fleet *sim.Fleet) {
+func runEveryJob(t *testing.T, env *relaytest.Env, c *leakClient, fleet *sim.Fleet) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.json", "/"} {
@@ -519,7 +519,7 @@ func waitLeakSync(t *testing.T, c *leakClient, site string) syncStatus {
 // temporalHaystacks is everything relay gave Temporal: the schedule, and every workflow
 // run in the namespace (once all have closed), its visibility record and every event of
 // its history: inputs, results, failures, activity inputs and results, memos.
-func temporalHaystacks(t *testing.T, env *testenv.Env) []haystack {
+func temporalHaystacks(t *testing.T, env *relaytest.Env) []haystack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -23,6 +23,7 @@ import (
 	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/htmltest"
+	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/testenv"
 	"relay/workflows"
@@ -105,7 +106,7 @@ func artifactsDir(t *testing.T) string {
 func TestStatusPageInChromium(t *testing.T) {
 	bin := chromium(t)
 	const uiURL = "http://temporal-ui.test:8233"
-	env := testenv.Start(t, testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.GeoIP.SubmitRate = 1000
 		c.TemporalUIURL = uiURL
@@ -250,7 +251,7 @@ func TestStatusPageInChromium(t *testing.T) {
 }
 
 // latestRun is the run id of a workflow type's newest run, from Temporal's visibility.
-func latestRun(t *testing.T, env *testenv.Env, workflowType string) string {
+func latestRun(t *testing.T, env *relaytest.Env, workflowType string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -273,7 +274,7 @@ func latestRun(t *testing.T, env *testenv.Env, workflowType string) string {
 	}
 }
 
-func describeRun(t *testing.T, env *testenv.Env, workflowID string) string {
+func describeRun(t *testing.T, env *relaytest.Env, workflowID string) string {
 	t.Helper()
 	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), workflowID, "")
 	require.NoError(t, err, workflowID)
@@ -281,7 +282,7 @@ func describeRun(t *testing.T, env *testenv.Env, workflowID string) string {
 }
 
 // waitPage polls GET / until ok says the page is complete.
-func waitPage(t *testing.T, env *testenv.Env, ok func(page string) bool) {
+func waitPage(t *testing.T, env *relaytest.Env, ok func(page string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
@@ -340,7 +341,7 @@ func freeAddr(t *testing.T) string {
 // SDK's workflow and activity metrics) a listener of their own, without API keys; the
 // API's routes, the status page included, keep theirs.
 func TestWorkerServesMetricsOnItsOwnListener(t *testing.T) {
-	env := testenv.Start(t, testenv.WithoutWorker(), testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.WithoutWorker(), relaytest.WithConfig(func(c *config.Config) {
 		c.APIKeys = []string{"secret"}
 	}))
 	// The API's status page needs the key, like every route but /healthz.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/temporalserver"
 	"relay/internal/testenv"
 )
@@ -21,7 +22,7 @@ import (
 // snapshot from memory, event acceptance into the store). When Temporal is back, the
 // events accepted meanwhile are located and jobs start again.
 func TestTemporalUnreachable(t *testing.T) {
-	env := testenv.Start(t, testenv.OnDisk(), testenv.WithConfig(func(c *config.Config) {
+	env := relaytest.Start(t, relaytest.OnDisk(), relaytest.WithConfig(func(c *config.Config) {
 		faultTolerantConfig(c)
 	}))
 	waitSnapshot(t, env)

@@ -1,95 +1,84 @@
-// Package testenv starts the whole of relay inside a test: the embedded Temporal server
-// (in memory), the simulators, the worker and the HTTP API, on free loopback ports, and
-// stops them when the test ends. Later jobs' end-to-end tests build on it.
+// Package testenv holds the small helpers every package's tests share: a buffer safe to
+// write from other goroutines, a free loopback address, a poll with a deadline, a logger
+// into the test log, and the -short switch of end-to-end tests. It imports nothing of
+// relay's, so that a unit test linking it stays small (relaytest starts a whole relay).
 package testenv
 
 import (
-	"context"
-	"io"
+	"bytes"
+	"fmt"
 	"log/slog"
-	"net/http"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"relay/internal/app"
-	"relay/internal/config"
 )
 
-// Env is a running relay for one test.
-type Env struct {
-	*app.System
-	// BaseURL is the HTTP API's root, like http://127.0.0.1:41234.
-	BaseURL string
-	// HTTP is a client for the API with a timeout, so that a hung call fails the test.
-	HTTP *http.Client
+// SyncBuffer is a bytes.Buffer that goroutines of the code under test may write while the
+// test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-// Option changes how the environment starts.
-type Option func(*setup)
-
-type setup struct {
-	cfg    config.Config
-	parts  app.Parts
-	logger *slog.Logger
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
 }
 
-// WithConfig lets a test set anything, e.g. API keys or simulator knobs.
-func WithConfig(f func(*config.Config)) Option {
-	return func(s *setup) { f(&s.cfg) }
+// String is everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
-// WithLogger sends relay's logs to l instead of the test log (benchmarks use it to pay
-// for formatting log lines, as a real process does).
-func WithLogger(l *slog.Logger) Option {
-	return func(s *setup) { s.logger = l }
-}
-
-// WithoutWorker starts everything but the Temporal worker, for tests that run (and kill)
-// workers of their own.
-func WithoutWorker() Option {
-	return func(s *setup) { s.parts.Worker = false }
-}
-
-// OnDisk keeps the embedded server's history in a SQLite file, exactly as `relay dev`
-// does, instead of in memory.
-func OnDisk() Option {
-	return func(s *setup) { s.parts.InMemory = false }
-}
-
-// Start brings relay up and registers its stop with tb.Cleanup. Logs go to the test log
-// when RELAY_TEST_LOG is set (e.g. RELAY_TEST_LOG=debug), otherwise nowhere.
-func Start(tb testing.TB, opts ...Option) *Env {
+// FreeAddr is a loopback host:port that was free a moment ago. Another process may take
+// it before the caller binds it: use it only where the address must be known beforehand.
+func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	s := setup{cfg: config.Default(), parts: app.Dev}
-	s.cfg.HTTPAddr = "127.0.0.1:0"
-	s.cfg.TemporalListen = "127.0.0.1:0"
-	s.cfg.UIAddr = ""
-	s.cfg.DataDir = tb.TempDir()
-	s.parts.InMemory = true
-	for _, o := range opts {
-		o(&s)
-	}
-	if s.logger == nil {
-		s.logger = Logger(tb)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sys, err := app.Start(ctx, s.cfg, s.parts, s.logger)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("testenv: start relay: %v", err)
+		tb.Fatalf("testenv: find a free port: %v", err)
 	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := sys.Stop(ctx); err != nil {
-			tb.Errorf("testenv: stop relay: %v", err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// pollEvery is how often WaitFor asks again.
+const pollEvery = 50 * time.Millisecond
+
+// WaitFor asks check until it returns nil, and fails the test when within has passed,
+// with the last answer of check: an error that says what is still missing.
+func WaitFor(tb testing.TB, within time.Duration, check func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
 		}
-	})
-	return &Env{System: sys, BaseURL: "http://" + sys.HTTPAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+		if time.Now().After(deadline) {
+			tb.Fatalf("still waiting after %s: %v", within, err)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// Waitf is a WaitFor check's answer: not there yet, and why.
+func Waitf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// EndToEnd skips tb under `go test -short`, saying so: end-to-end tests start a Temporal
+// server, processes or a browser, and the everyday loop runs only unit and handler tests.
+func EndToEnd(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("end-to-end: skipped under -short (run go test without -short for the full suite)")
+	}
 }
 
 // Logger writes to the test's log at the level RELAY_TEST_LOG names, or discards.
@@ -117,26 +106,4 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.tb.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
-}
-
-// Do sends a request to the API and returns the response with its body read.
-func (e *Env) Do(tb testing.TB, method, path string, body io.Reader, header ...string) (*http.Response, []byte) {
-	tb.Helper()
-	req, err := http.NewRequest(method, e.BaseURL+path, body)
-	if err != nil {
-		tb.Fatalf("request %s %s: %v", method, path, err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := e.HTTP.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return resp, b
 }

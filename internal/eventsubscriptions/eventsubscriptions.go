@@ -1,6 +1,6 @@
 // Package eventsubs joins a calendar event with its subscribers' first names, read in
 // pages: which pages to ask for, and how they add up.
-package eventsubs
+package eventsubscriptions
 
 import (
 	"fmt"

@@ -4,7 +4,7 @@
 // at or after the cutoff and its device belongs to the site; a kept outage gets its device's
 // name, every outage of a device is kept, input order is kept, and begin and end are echoed
 // exactly as received.
-package outages
+package outagesync
 
 import (
 	"fmt"

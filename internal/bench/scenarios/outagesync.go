@@ -11,21 +11,21 @@ import (
 
 	"relay/internal/bench"
 	"relay/internal/config"
-	"relay/internal/outages"
+	"relay/internal/outagesync"
 	"relay/internal/sim"
 	"relay/workflows"
 )
 
 var outageFilter = bench.Scenario{
 	Name:  "outage-filter",
-	About: "outages.Filter on one core: the outages against a site of 10,000 devices",
+	About: "outagesync.Filter on one core: the outages against a site of 10,000 devices",
 	Sizes: []int{10_000, 100_000, 1_000_000},
 	Run:   runOutageFilter,
 }
 
 func runOutageFilter(ctx context.Context, c *bench.Case) error {
 	since := config.Default().KF.OutagesSince
-	devices, list := outages.Sample(10_000, 2_000, c.Size, since)
+	devices, list := outagesync.Sample(10_000, 2_000, c.Size, since)
 	runs := min(max(10_000_000/c.Size, 10), 500) // a few seconds at every size
 	if c.Smoke {
 		runs = 2
@@ -40,7 +40,7 @@ func runOutageFilter(ctx context.Context, c *bench.Case) error {
 			return err
 		}
 		start := time.Now()
-		out, counts, err := outages.Filter(since, devices, list)
+		out, counts, err := outagesync.Filter(since, devices, list)
 		took = append(took, time.Since(start))
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package outages
+package outagesync
 
 import (
 	"testing"
@@ -9,7 +9,7 @@ import (
 // at least 2 million outages/s on one core (`relay bench outage-filter` measures it at three
 // sizes against the target; this benchmark is the one to profile):
 //
-//	go test ./internal/outages -run '^$' -bench Filter -benchtime 20x -cpu 1
+//	go test ./internal/outagesync -run '^$' -bench Filter -benchtime 20x -cpu 1
 func BenchmarkFilter(b *testing.B) {
 	since := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
 	devices, list := Sample(10_000, 2_000, 1_000_000, since)

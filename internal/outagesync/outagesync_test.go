@@ -1,4 +1,4 @@
-package outages
+package outagesync
 
 import (
 	"encoding/json"

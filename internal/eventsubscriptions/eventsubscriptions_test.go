@@ -1,4 +1,4 @@
-package eventsubs
+package eventsubscriptions
 
 import (
 	"encoding/json"

@@ -1,9 +1,11 @@
-package outages
+package outagesync
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"relay/internal/timefmt"
 )
 
 // Sample builds, deterministically, siteDevices devices of the site, outages spread over
@@ -26,9 +28,9 @@ func Sample(siteDevices, otherDevices, n int, since time.Time) ([]Device, []Outa
 	}
 	zones := []*time.Location{time.UTC, time.FixedZone("", 3600), time.FixedZone("", -5*3600-1800), time.FixedZone("", 9*3600)}
 	layouts := []string{
-		"2006-01-02T15:04:05.000Z07:00", // 2022-05-23T12:21:27.377Z or +01:00
-		"2006-01-02T15:04:05Z07:00",     // no milliseconds
-		"2006-01-02T15:04:05.000Z07:00",
+		timefmt.RFC3339Millis,       // 2022-05-23T12:21:27.377Z or +01:00
+		"2006-01-02T15:04:05Z07:00", // no milliseconds
+		timefmt.RFC3339Millis,
 		"2006-01-02T15:04:05.999999999Z07:00",
 	}
 	list := make([]Outage, n)
