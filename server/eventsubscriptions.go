@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -30,8 +31,8 @@ type eventCache struct {
 	now     func() time.Time
 	// group lets concurrent misses of one id in this process share one workflow; the
 	// workflow id's conflict policy does the same across processes.
-	group   singleflight.Group
-	lookups *prometheus.CounterVec
+	group        singleflight.Group
+	hits, misses atomic.Int64 // what /metrics exports and the status page shows
 }
 
 type cachedEvent struct {
@@ -39,18 +40,29 @@ type cachedEvent struct {
 	expires time.Time
 }
 
+// cacheStats is what the merge cache has done since the process started.
+type cacheStats struct {
+	Hits, Misses int64
+	Entries      int
+	TTL          time.Duration
+}
+
 func newEventCache(ttl time.Duration, size int, reg prometheus.Registerer) *eventCache {
 	entries, err := lru.New[string, cachedEvent](size)
 	if err != nil {
 		panic(err) // only for size <= 0, which New's caller never passes
 	}
-	return &eventCache{
-		entries: entries, ttl: ttl, now: time.Now,
-		lookups: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "relay_cache_requests_total",
-			Help: "Cache lookups, by cache and result (hit or miss).",
-		}, []string{"cache", "result"})),
+	c := &eventCache{entries: entries, ttl: ttl, now: time.Now}
+	// The cache's own counters, exported as they are. A second handler on one registry
+	// (tests build them) keeps exporting the first one's.
+	for result, n := range map[string]*atomic.Int64{"hit": &c.hits, "miss": &c.misses} {
+		register(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "relay_cache_requests_total",
+			Help:        "Cache lookups, by cache and result (hit or miss).",
+			ConstLabels: prometheus.Labels{"cache": "events", "result": result},
+		}, func() float64 { return float64(n.Load()) }))
 	}
+	return c
 }
 
 // get returns a fresh entry and how long it stays fresh.
@@ -58,17 +70,22 @@ func (c *eventCache) get(id string) ([]byte, time.Duration, bool) {
 	e, ok := c.entries.Get(id)
 	if ok {
 		if left := e.expires.Sub(c.now()); left > 0 {
-			c.lookups.WithLabelValues("events", "hit").Inc()
+			c.hits.Add(1)
 			return e.body, left, true
 		}
 		c.entries.Remove(id)
 	}
-	c.lookups.WithLabelValues("events", "miss").Inc()
+	c.misses.Add(1)
 	return nil, 0, false
 }
 
 func (c *eventCache) add(id string, body []byte) {
 	c.entries.Add(id, cachedEvent{body: body, expires: c.now().Add(c.ttl)})
+}
+
+// Stats is the status page's view of the cache.
+func (c *eventCache) Stats() cacheStats {
+	return cacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.entries.Len(), TTL: c.ttl}
 }
 
 // handleEventWithSubscriptions answers from the cache, or runs the merge workflow (one per
@@ -77,8 +94,7 @@ func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *event
 	return func(c *gin.Context) {
 		id := c.Param("event_id")
 		if !workflows.ValidEventID(id) {
-			msg := "want 1 to 128 of A-Z, a-z, 0-9, _ and -"
-			respondError(c, logger, &Error{Code: CodeInvalid, Message: "invalid fields: event_id: " + msg, Fields: map[string]string{"event_id": msg}})
+			respondError(c, logger, invalidField("event_id", idProblem))
 			return
 		}
 		if body, left, ok := cache.get(id); ok {
@@ -97,7 +113,7 @@ func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *event
 			return body, err
 		})
 		if err != nil {
-			respondError(c, logger, mergeError(logger, c, id, err))
+			respondError(c, logger, mergeError(c, logger, id, err))
 			return
 		}
 		sendEvent(c, v.([]byte), "MISS", cache.ttl)
@@ -139,10 +155,10 @@ func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
 
 // mergeError says what went wrong upstream in the API's terms: the event does not exist
 // (404), the calendar API refused or failed (502), or it was too slow (504).
-func mergeError(logger *slog.Logger, c *gin.Context, id string, err error) error {
+func mergeError(c *gin.Context, logger *slog.Logger, id string, err error) error {
 	var notStarted errMergeNotStarted
 	if errors.As(err, &notStarted) {
-		return temporalError(logger, c, "merge event "+id, notStarted.err)
+		return temporalError(c, logger, "merge event "+id, notStarted.err)
 	}
 	var timeout *temporal.TimeoutError
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) {
@@ -151,7 +167,7 @@ func mergeError(logger *slog.Logger, c *gin.Context, id string, err error) error
 	}
 	root := rootCause(err)
 	if root == nil {
-		return temporalError(logger, c, "merge event "+id, err)
+		return temporalError(c, logger, "merge event "+id, err)
 	}
 	switch root.Type() {
 	case activities.ErrUpstreamNotFound:
@@ -164,17 +180,4 @@ func mergeError(logger *slog.Logger, c *gin.Context, id string, err error) error
 		return Errorf(CodeBadGateway, "the calendar API refused relay's credentials")
 	}
 	return Errorf(CodeBadGateway, "the calendar API failed for event "+id+": "+root.Type())
-}
-
-// rootCause is the deepest application error in err's chain, past the workflow's own
-// wrapping: the activity's, which names what went wrong upstream. Nil when there is none.
-func rootCause(err error) *temporal.ApplicationError {
-	var root *temporal.ApplicationError
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		var app *temporal.ApplicationError
-		if errors.As(e, &app) && app.Type() != "wrapError" {
-			root = app
-		}
-	}
-	return root
 }

@@ -21,9 +21,9 @@ type Check struct {
 // readyTimeout bounds /readyz, so that a hung dependency reads as down, not as a hung probe.
 const readyTimeout = 2 * time.Second
 
-func handleHealthz() gin.HandlerFunc {
+func handleHealthz(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		respond(c, http.StatusOK, gin.H{"status": "ok"})
+		respond(c, logger, http.StatusOK, gin.H{"status": "ok"})
 	}
 }
 
@@ -33,14 +33,14 @@ func handleReadyz(logger *slog.Logger, checks []Check, details func() gin.H) gin
 	return func(c *gin.Context) {
 		ready := checkReadiness(c.Request.Context(), logger, checks)
 		if len(ready.down) > 0 {
-			c.JSON(http.StatusServiceUnavailable, gin.H{
+			respond(c, logger, http.StatusServiceUnavailable, gin.H{
 				"error":   Errorf(CodeUnavailable, "not ready: "+strings.Join(ready.down, "; ")),
 				"checks":  ready.checks,
 				"details": details(),
 			})
 			return
 		}
-		respond(c, http.StatusOK, gin.H{"status": "ready", "checks": ready.checks, "details": details()})
+		respond(c, logger, http.StatusOK, gin.H{"status": "ready", "checks": ready.checks, "details": details()})
 	}
 }
 

@@ -110,6 +110,22 @@ func (s *IncidentSnapshots) Age() (time.Duration, bool) {
 	return time.Since(cur.createdAt), true
 }
 
+// SnapshotInfo describes the served snapshot, for the status page.
+type SnapshotInfo struct {
+	ID             int64
+	CreatedAt      time.Time
+	Bytes, GzBytes int
+}
+
+// Info describes the served snapshot; false before the first.
+func (s *IncidentSnapshots) Info() (SnapshotInfo, bool) {
+	cur := s.cur.Load()
+	if cur == nil {
+		return SnapshotInfo{}, false
+	}
+	return SnapshotInfo{ID: cur.id, CreatedAt: cur.createdAt, Bytes: len(cur.body), GzBytes: len(cur.gz)}, true
+}
+
 func (s *IncidentSnapshots) register(reg prometheus.Registerer) {
 	register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "relay_incidents_snapshot_age_seconds",
@@ -128,8 +144,7 @@ func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.Handl
 	return func(c *gin.Context) {
 		snap := snaps.cur.Load()
 		if snap == nil {
-			c.Header("Retry-After", "5")
-			respondError(c, logger, Errorf(CodeUnavailable, "no incident snapshot yet: the first refresh is running"))
+			respondError(c, logger, unavailable("no incident snapshot yet: the first refresh is running", retryNoSnapshot))
 			return
 		}
 		h := c.Writer.Header()
@@ -159,13 +174,13 @@ func handleIncidentsRefresh(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                 workflows.IncidentsManualWorkflowID(time.Now()),
 			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: 15 * time.Minute,
+			WorkflowRunTimeout: workflows.IncidentsRunTimeout,
 		}, workflows.AggregateIncidentsWorkflowType, workflows.AggregateIncidentsInput{})
 		if err != nil {
-			respondError(c, logger, temporalError(logger, c, "start incidents refresh", err))
+			respondError(c, logger, temporalError(c, logger, "start incidents refresh", err))
 			return
 		}
-		respond(c, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
+		respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
 	}
 }
 

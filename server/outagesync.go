@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -60,10 +58,10 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		}, workflows.SyncSiteOutagesWorkflowType, workflows.SyncSiteOutagesInput{SiteID: site, Since: since})
 		if err != nil {
-			respondError(c, logger, temporalError(logger, c, "start outage sync", err))
+			respondError(c, logger, temporalError(c, logger, "start outage sync", err))
 			return
 		}
-		respond(c, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
+		respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
 	}
 }
 
@@ -71,7 +69,7 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 type outageSyncStatus struct {
 	WorkflowID string            `json:"workflow_id"`
 	RunID      string            `json:"run_id"`
-	State      string            `json:"state"` // running | completed | failed
+	State      string            `json:"state"` // running | completed | failed (any other end)
 	StartedAt  time.Time         `json:"started_at"`
 	ClosedAt   *time.Time        `json:"closed_at"`
 	Result     *outageSyncCounts `json:"result"`
@@ -83,7 +81,15 @@ type outageSyncCounts struct {
 	Kept                 int `json:"kept"`
 	DroppedBeforeSince   int `json:"dropped_before_since"`
 	DroppedUnknownDevice int `json:"dropped_unknown_device"`
+	DroppedInvalid       int `json:"dropped_invalid"`
 	Posted               int `json:"posted"`
+}
+
+func syncCounts(res workflows.SyncSiteOutagesResult) *outageSyncCounts {
+	return &outageSyncCounts{
+		Fetched: res.Fetched, Kept: res.Kept, DroppedBeforeSince: res.DroppedBeforeSince,
+		DroppedUnknownDevice: res.DroppedUnknownDevice, DroppedInvalid: res.DroppedInvalid, Posted: res.Posted,
+	}
 }
 
 // syncFailure says why a sync failed: the deepest cause's type and message, which is the
@@ -112,7 +118,7 @@ func handleOutageSyncGet(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 			return
 		}
 		if err != nil {
-			respondError(c, logger, temporalError(logger, c, "describe outage sync", err))
+			respondError(c, logger, temporalError(c, logger, "describe outage sync", err))
 			return
 		}
 		info := desc.GetWorkflowExecutionInfo()
@@ -132,24 +138,22 @@ func handleOutageSyncGet(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 			var res workflows.SyncSiteOutagesResult
 			if err := tc.GetWorkflow(ctx, id, out.RunID).Get(ctx, &res); err != nil {
-				respondError(c, logger, temporalError(logger, c, "read result of "+id, err))
+				respondError(c, logger, temporalError(c, logger, "read result of "+id, err))
 				return
 			}
 			out.State = "completed"
-			out.Result = &outageSyncCounts{
-				Fetched: res.Fetched, Kept: res.Kept, DroppedBeforeSince: res.DroppedBeforeSince,
-				DroppedUnknownDevice: res.DroppedUnknownDevice, Posted: res.Posted,
-			}
+			out.Result = syncCounts(res)
 		default: // failed, timed out, terminated, canceled, continued-as-new
 			out.Error = failureOf(tc.GetWorkflow(ctx, id, out.RunID).Get(ctx, nil), info.GetStatus())
 		}
-		respond(c, http.StatusOK, out)
+		respond(c, logger, http.StatusOK, out)
 	}
 }
 
-// failureOf digs the root cause out of a closed workflow's error.
+// failureOf digs the root cause out of a closed workflow's error; without one, the type
+// is the workflow's status (timed-out, terminated, …).
 func failureOf(err error, status enumspb.WorkflowExecutionStatus) *syncFailure {
-	f := &syncFailure{Type: strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")), Message: "workflow " + strings.ToLower(status.String())}
+	f := &syncFailure{Type: statusWord(status), Message: "the sync ended " + statusWord(status)}
 	if err == nil {
 		return f
 	}
@@ -164,36 +168,7 @@ func failureOf(err error, status enumspb.WorkflowExecutionStatus) *syncFailure {
 func siteParam(c *gin.Context) (string, error) {
 	site := c.Param("site_id")
 	if !workflows.ValidSiteID(site) {
-		msg := "want 1 to 128 of A-Z, a-z, 0-9, _ and -"
-		return "", &Error{Code: CodeInvalid, Message: "invalid fields: site_id: " + msg, Fields: map[string]string{"site_id": msg}}
+		return "", invalidField("site_id", idProblem)
 	}
 	return site, nil
-}
-
-// temporalCallTimeout bounds one call to Temporal (a start, a describe). While the frontend
-// is unreachable the SDK retries until its deadline; the client hears 503 well before its
-// own patience runs out.
-const temporalCallTimeout = 5 * time.Second
-
-// temporalRetryAfter is what a 503 for Temporal asks the client to wait, in seconds.
-const temporalRetryAfter = "5"
-
-// temporalError turns a failed Temporal call into what the client sees: 503 with
-// Retry-After when Temporal cannot be reached, is overloaded or did not answer in time
-// (nothing was started: the request can simply be repeated); the detail goes to the log.
-func temporalError(logger *slog.Logger, c *gin.Context, what string, err error) error {
-	logger.WarnContext(c.Request.Context(), what+" failed", "error", err, "request_id", requestID(c))
-	var unavailable *serviceerror.Unavailable
-	var busy *serviceerror.ResourceExhausted
-	var deadline *serviceerror.DeadlineExceeded
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &deadline):
-		c.Header("Retry-After", temporalRetryAfter)
-		return Errorf(CodeUnavailable, what+": Temporal did not answer in time (unreachable or overloaded); retry later")
-	case errors.As(err, &unavailable), errors.As(err, &busy):
-		c.Header("Retry-After", temporalRetryAfter)
-		return Errorf(CodeUnavailable, what+": Temporal is unavailable; retry later")
-	default:
-		return fmt.Errorf("%s: %w", what, err)
-	}
 }

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -65,12 +63,14 @@ func decodeBody[T Validator](c *gin.Context, optional bool) (T, error) {
 	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return v, Errorf(CodeInvalid, "unexpected data after the JSON object")
 	}
+	if field, found := duplicateKey(body); found {
+		return v, invalidField(field, "given more than once: give each member once")
+	}
 	if field, found := unknownKey(body, reflect.TypeOf(v)); found {
-		return v, &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": unknown field (names are case-sensitive)",
-			Fields: map[string]string{field: "unknown field (names are case-sensitive)"}}
+		return v, invalidField(field, "unknown field (names are case-sensitive)")
 	}
 	if problems := v.Valid(c.Request.Context()); len(problems) > 0 {
-		return v, &Error{Code: CodeInvalid, Message: "invalid fields: " + joinFields(problems), Fields: problems}
+		return v, invalidFields(problems)
 	}
 	return v, nil
 }
@@ -90,10 +90,10 @@ func jsonError(err error) error {
 			return Errorf(CodeInvalid, fmt.Sprintf("body must be a JSON object, not %s", typ.Value))
 		}
 		msg := fmt.Sprintf("want %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
-		return &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": " + msg, Fields: map[string]string{field: msg}}
+		return invalidField(field, msg)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &Error{Code: CodeInvalid, Message: "invalid fields: " + field + ": unknown field", Fields: map[string]string{field: "unknown field"}}
+		return invalidField(field, "unknown field")
 	default:
 		return Errorf(CodeInvalid, "invalid JSON: "+err.Error())
 	}
@@ -114,31 +114,33 @@ func jsonKind(goKind string) string {
 	}
 }
 
-func joinFields(problems map[string]string) string {
-	keys := slices.Sorted(maps.Keys(problems))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ": " + problems[k]
+// respond writes v as JSON with status. It encodes before writing anything, so that a
+// value that cannot be encoded (a stored location that is not JSON) is an internal error,
+// not half a body.
+func respond(c *gin.Context, logger *slog.Logger, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		respondError(c, logger, fmt.Errorf("encode answer: %w", err))
+		return
 	}
-	return strings.Join(parts, "; ")
+	c.Data(status, "application/json; charset=utf-8", body)
 }
 
-// respond writes v as JSON with status.
-func respond(c *gin.Context, status int, v any) {
-	c.JSON(status, v)
-}
-
-// respondError writes err in the error envelope; on the event endpoints the envelope
-// also has "status": "error" (see isEventPath). Internal errors are logged with the
-// request id and shown only as "internal error".
+// respondError writes err in the error envelope, with Retry-After when it asks for one;
+// on the event endpoints the envelope also has "status": "error" (see isEventPath).
+// Internal errors are logged with the request id and shown only as "internal error".
 func respondError(c *gin.Context, logger *slog.Logger, err error) {
 	e := clientError(c, logger, err)
 	c.Abort()
-	if isEventPath(c.Request.URL.Path) {
-		c.JSON(Status(e), statusEnvelope{Error: e, Status: statusError})
-		return
+	if e.RetryAfter > 0 {
+		c.Header("Retry-After", retryAfterSeconds(e.RetryAfter))
 	}
-	c.JSON(Status(e), envelope{Error: e})
+	var body any = envelope{Error: e}
+	if isEventPath(c.Request.URL.Path) {
+		body = statusEnvelope{Error: e, Status: statusError}
+	}
+	b, _ := json.Marshal(body) // strings and a string map: cannot fail
+	c.Data(Status(e), "application/json; charset=utf-8", b)
 }
 
 // clientError is what the client is told of err: err's *Error, or for anything else

@@ -137,6 +137,21 @@ func TestDecodeRejects(t *testing.T) {
 			message: "invalid fields: extra: unknown field", prefix: false,
 			fields: map[string]string{"extra": "unknown field"},
 		},
+		{
+			name: "a member given twice", body: `{"name":"a","name":"b"}`,
+			message: "invalid fields: name: given more than once: give each member once",
+			fields:  map[string]string{"name": "given more than once: give each member once"},
+		},
+		{
+			name: "a nested member given twice, named by path", body: `{"name":"a","inner":{"flag":true,"flag":false}}`,
+			message: "invalid fields: inner.flag: given more than once: give each member once",
+			fields:  map[string]string{"inner.flag": "given more than once: give each member once"},
+		},
+		{
+			name: "the same name in another case is not the same member", body: `{"name":"a","NAME":"b"}`,
+			message: "invalid fields: NAME: unknown field (names are case-sensitive)",
+			fields:  map[string]string{"NAME": "unknown field (names are case-sensitive)"},
+		},
 		{name: "second object", body: `{"name":"a"} {"name":"b"}`, message: "unexpected data after the JSON object"},
 		{name: "trailing garbage", body: `{"name":"a"}x`, message: "unexpected data after the JSON object"},
 		{name: "trailing number", body: `{"name":"a"} 1`, message: "unexpected data after the JSON object"},
@@ -312,4 +327,23 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestDuplicateKey(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"a":1,"b":2}`:                         "",
+		`{"a":1,"a":2}`:                         "a",
+		`{"a":{"b":1},"c":{"b":2}}`:             "",
+		`{"a":{"b":1,"b":2}}`:                   "a.b",
+		`{"a":[{"b":1},{"b":2}]}`:               "",
+		`{"a":[{"b":1,"b":2}]}`:                 "b",
+		`{"a":[1,{"x":[]}],"b":{},"a":null}`:    "a",
+		`[{"a":1},{"a":1}]`:                     "",
+		`{"s":"a","t":"s"}`:                     "",
+		`{"a":{"a":{"a":1}},"b":{"a":1,"c":1}}`: "",
+	} {
+		got, found := duplicateKey([]byte(body))
+		assert.Equal(t, want, got, body)
+		assert.Equal(t, want != "", found, body)
+	}
 }

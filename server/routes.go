@@ -9,7 +9,7 @@ import (
 
 // addRoutes is the whole API surface in one place.
 func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
-	r.GET("/healthz", handleHealthz())
+	r.GET("/healthz", handleHealthz(logger))
 	r.GET("/readyz", handleReadyz(logger, deps.Checks, func() gin.H {
 		// Informative, not a condition: an old snapshot is still served while upstream is down.
 		age, ok := deps.Incidents.Age()
@@ -43,5 +43,7 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
 
 	// The operators' page: every job at a glance (HTML, behind the API keys like the rest).
-	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, deps, eventCache)))
+	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, statusSources{
+		snapshots: deps.Incidents, cache: eventCache, runs: deps.Temporal, slots: deps.RateSlots, checks: deps.Checks,
+	})))
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+
+	"relay/internal/config"
 )
 
 // Config is what the API needs to know of relay's configuration.
@@ -23,12 +25,12 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// OutagesSince is the cutoff of an outage sync started without one (KF_OUTAGES_SINCE).
 	OutagesSince time.Time
-	// EventCacheTTL is how long a merged event is served from cache (C42_CACHE_TTL).
-	EventCacheTTL time.Duration
-	// EventCacheSize bounds the cache in entries (default 10,000: a few MB).
+	// EventCacheTTL is how long a merged event is served from cache (C42_CACHE_TTL);
+	// EventCacheSize bounds the cache in entries.
+	EventCacheTTL  time.Duration
 	EventCacheSize int
-	// SubmitRate is how many event submissions per second a client IP may make
-	// (default 20 when <= 0); SubmitBurst is how many it may make at once (default 40).
+	// SubmitRate is how many event submissions per second a client IP may make;
+	// SubmitBurst is how many it may make at once.
 	SubmitRate  float64
 	SubmitBurst int
 
@@ -44,8 +46,12 @@ type Config struct {
 type Temporal interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	Visibility
+}
+
+// Visibility reads runs and their results: what the status page asks of Temporal.
+type Visibility interface {
 	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
-	// ListWorkflow and CountWorkflow read visibility, for the status page's job panels.
 	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	CountWorkflow(ctx context.Context, request *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error)
 }
@@ -73,28 +79,44 @@ type Deps struct {
 	RateSlots RateSlotReader
 }
 
+// withDefaults fills the settings left at zero from config.Default, where every default lives.
+func (cfg Config) withDefaults() Config {
+	d := config.Default()
+	if cfg.EventCacheTTL <= 0 {
+		cfg.EventCacheTTL = d.C42.CacheTTL
+	}
+	if cfg.EventCacheSize <= 0 {
+		cfg.EventCacheSize = d.C42.CacheSize
+	}
+	if !(cfg.SubmitRate > 0) { // NaN too
+		cfg.SubmitRate = d.GeoIP.SubmitRate
+	}
+	if cfg.SubmitBurst <= 0 {
+		cfg.SubmitBurst = d.GeoIP.SubmitBurst
+	}
+	if cfg.TemporalNamespace == "" {
+		cfg.TemporalNamespace = d.TemporalNamespace
+	}
+	if cfg.OutagesSince.IsZero() {
+		cfg.OutagesSince = d.KF.OutagesSince
+	}
+	if !(cfg.GeoRateLimit > 0) {
+		cfg.GeoRateLimit = d.GeoIP.RateLimit
+	}
+	return cfg
+}
+
 func init() {
 	// Release mode: no route dump at start and no debug warnings on every request.
 	gin.SetMode(gin.ReleaseMode)
 }
 
-// New builds the API's handler.
+// New builds the API's handler. Settings left at zero take relay's defaults (config.Default).
 func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	if cfg.EventCacheTTL <= 0 {
-		cfg.EventCacheTTL = 252 * time.Second
-	}
-	if cfg.EventCacheSize <= 0 {
-		cfg.EventCacheSize = 10_000
-	}
-	if !(cfg.SubmitRate > 0) { // NaN too
-		cfg.SubmitRate = defaultSubmitRate
-	}
-	if cfg.SubmitBurst <= 0 {
-		cfg.SubmitBurst = defaultSubmitBurst
-	}
+	cfg = cfg.withDefaults()
 	if deps.Events == nil {
 		deps.Events = noEventStore{}
 	}

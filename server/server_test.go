@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"relay/internal/testenv"
+
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -24,29 +25,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// syncBuffer is a bytes.Buffer safe for the handler goroutines of an httptest.Server
-// to write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a handler built by New with test-only routes added, its log and its registry.
 type harness struct {
 	h   *gin.Engine
-	log *syncBuffer
+	log *testenv.SyncBuffer
 	reg *prometheus.Registry
 }
 
@@ -55,7 +37,7 @@ const internalDetail = "dial tcp 10.1.2.3:5432: password authentication failed f
 
 func newHarness(t *testing.T, cfg Config, checks ...Check) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	h := New(logger, cfg, Deps{Checks: checks, Registry: reg})
@@ -71,7 +53,7 @@ func addTestRoutes(r *gin.Engine, logger *slog.Logger) {
 			respondError(c, logger, err)
 			return
 		}
-		respond(c, http.StatusOK, v)
+		respond(c, logger, http.StatusOK, v)
 	})
 	r.GET("/test/internal", func(c *gin.Context) {
 		respondError(c, logger, fmt.Errorf("load snapshot: %w", errors.New(internalDetail)))
@@ -87,13 +69,13 @@ func addTestRoutes(r *gin.Engine, logger *slog.Logger) {
 	})
 	r.POST("/test/length", func(c *gin.Context) {
 		_, _ = io.Copy(io.Discard, c.Request.Body)
-		respond(c, http.StatusOK, gin.H{"content_length": c.Request.ContentLength, "transfer_encoding": c.Request.TransferEncoding})
+		respond(c, logger, http.StatusOK, gin.H{"content_length": c.Request.ContentLength, "transfer_encoding": c.Request.TransferEncoding})
 	})
 	r.GET("/test/ip", func(c *gin.Context) {
 		c.String(http.StatusOK, c.ClientIP())
 	})
 	r.GET("/items/:id", func(c *gin.Context) {
-		respond(c, http.StatusOK, gin.H{"id": c.Param("id")})
+		respond(c, logger, http.StatusOK, gin.H{"id": c.Param("id")})
 	})
 }
 

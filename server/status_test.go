@@ -2,183 +2,42 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
+
+	"strings"
+	"sync"
+	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"relay/activities"
 	"relay/internal/htmltest"
 	"relay/internal/store"
+	"relay/internal/testenv"
 	"relay/workflows"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"testing"
-	"time"
 )
-
-// fakeVisibility is a Temporal whose visibility holds the given runs and whose closed
-// runs answer the given results. listErr fails every list and count; hang makes them
-// wait for release, ignoring their context, like a Temporal that never answers.
-type fakeVisibility struct {
-	runs     []*workflowpb.WorkflowExecutionInfo
-	results  map[string]any   // by run id: what Get decodes
-	failures map[string]error // by run id: what Get returns
-	listErr  error
-	hang     chan struct{}
-	lists    atomic.Int64
-}
-
-var workflowTypeQuery = regexp.MustCompile(`^WorkflowType = '(\w+)'( GROUP BY ExecutionStatus)?$`)
-
-func (f *fakeVisibility) matching(query string) ([]*workflowpb.WorkflowExecutionInfo, error) {
-	if f.hang != nil {
-		<-f.hang
-	}
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	m := workflowTypeQuery.FindStringSubmatch(query)
-	if m == nil {
-		return nil, serviceerror.NewInvalidArgument("unexpected query " + query)
-	}
-	var out []*workflowpb.WorkflowExecutionInfo
-	for _, r := range f.runs {
-		if r.GetType().GetName() == m[1] {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeVisibility) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-	f.lists.Add(1)
-	runs, err := f.matching(req.GetQuery())
-	if err != nil {
-		return nil, err
-	}
-	return &workflowservice.ListWorkflowExecutionsResponse{Executions: runs[:min(len(runs), int(req.GetPageSize()))]}, nil
-}
-
-func (f *fakeVisibility) CountWorkflow(_ context.Context, req *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
-	if !strings.HasSuffix(req.GetQuery(), " GROUP BY ExecutionStatus") {
-		return nil, serviceerror.NewInvalidArgument("want a count by status")
-	}
-	runs, err := f.matching(req.GetQuery())
-	if err != nil {
-		return nil, err
-	}
-	byStatus := map[string]int64{}
-	for _, r := range runs {
-		byStatus[r.GetStatus().String()]++
-	}
-	out := &workflowservice.CountWorkflowExecutionsResponse{Count: int64(len(runs))}
-	for status, n := range byStatus {
-		p, err := converter.GetDefaultDataConverter().ToPayload(status)
-		if err != nil {
-			return nil, err
-		}
-		out.Groups = append(out.Groups, &workflowservice.CountWorkflowExecutionsResponse_AggregationGroup{GroupValues: []*commonpb.Payload{p}, Count: n})
-	}
-	return out, nil
-}
-
-func (f *fakeVisibility) GetWorkflow(_ context.Context, workflowID, runID string) client.WorkflowRun {
-	return fakeRun{id: workflowID, runID: runID, result: f.results[runID], err: f.failures[runID]}
-}
-
-func (f *fakeVisibility) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
-	return nil, errors.New("the status page starts nothing")
-}
-
-func (f *fakeVisibility) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
-	return nil, errors.New("the status page describes nothing")
-}
-
-type fakeRun struct {
-	id, runID string
-	result    any
-	err       error
-}
-
-func (r fakeRun) GetID() string                  { return r.id }
-func (r fakeRun) GetRunID() string               { return r.runID }
-func (r fakeRun) GetFirstExecutionRunID() string { return r.runID }
-func (r fakeRun) Get(_ context.Context, ptr any) error {
-	if r.err != nil {
-		return r.err
-	}
-	if ptr == nil {
-		return nil
-	}
-	b, err := json.Marshal(r.result)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, ptr)
-}
-func (r fakeRun) GetWithOptions(ctx context.Context, ptr any, _ client.WorkflowRunGetOptions) error {
-	return r.Get(ctx, ptr)
-}
-
-func visRun(typ, id, runID string, status enumspb.WorkflowExecutionStatus, start time.Time, took time.Duration) *workflowpb.WorkflowExecutionInfo {
-	info := &workflowpb.WorkflowExecutionInfo{
-		Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID},
-		Type:      &commonpb.WorkflowType{Name: typ},
-		StartTime: timestamppb.New(start),
-		Status:    status,
-	}
-	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		info.CloseTime = timestamppb.New(start.Add(took))
-	}
-	return info
-}
-
-type fakeSlots struct {
-	counts   []store.SlotCount
-	err      error
-	key      string
-	from, to time.Time
-}
-
-func (f *fakeSlots) SlotsPerSecond(_ context.Context, key string, from, to time.Time) ([]store.SlotCount, error) {
-	f.key, f.from, f.to = key, from, to
-	return f.counts, f.err
-}
-
-type fakeSnapshots struct{ snap store.Snapshot }
-
-func (f fakeSnapshots) LatestSnapshotID(context.Context) (int64, time.Time, error) {
-	return f.snap.ID, f.snap.CreatedAt, nil
-}
-func (f fakeSnapshots) Snapshot(context.Context, int64) (store.Snapshot, error) { return f.snap, nil }
 
 // statusFixture is a page over fakes whose every number the test knows.
 type statusFixture struct {
 	now      time.Time
-	temporal *fakeVisibility
+	temporal *fakeTemporal
 	slots    *fakeSlots
 	snaps    *IncidentSnapshots
 	cache    *eventCache
 	checks   []Check
-	log      *syncBuffer
+	log      *testenv.SyncBuffer
 	cfg      Config
 }
 
@@ -200,8 +59,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 		failed    = enumspb.WORKFLOW_EXECUTION_STATUS_FAILED
 		running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	)
-	f := &statusFixture{now: now, log: &syncBuffer{}}
-	f.temporal = &fakeVisibility{
+	f := &statusFixture{now: now, log: &testenv.SyncBuffer{}}
+	f.temporal = &fakeTemporal{
 		runs: []*workflowpb.WorkflowExecutionInfo{
 			// Visibility lists running runs first, then by close time: the page orders by start.
 			visRun(incidents, "incidents-2026-11-22T10:05:00Z", "run-inc-2", completed, ago(2*time.Minute), 2500*time.Millisecond),
@@ -243,7 +102,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 
 func (f *statusFixture) page() *statusPage {
 	logger := slog.New(slog.NewJSONHandler(f.log, nil))
-	p := newStatusPage(logger, f.cfg, Deps{Temporal: f.temporal, Incidents: f.snaps, RateSlots: f.slots, Checks: f.checks}, f.cache)
+	p := newStatusPage(logger, f.cfg, statusSources{
+		snapshots: f.snaps, cache: f.cache, runs: f.temporal, slots: f.slots, checks: f.checks})
 	p.now = func() time.Time { return f.now }
 	return p
 }
@@ -457,13 +317,22 @@ func TestStatusPageIsARouteBehindTheAPIKeys(t *testing.T) {
 func TestStatusWord(t *testing.T) {
 	for in, want := range map[string]string{
 		"Running": "running", "Completed": "completed", "ContinuedAsNew": "continued-as-new", "TimedOut": "timed-out",
-		"WORKFLOW_EXECUTION_STATUS_TIMED_OUT": "timed-out", "Failed": "failed",
+		"WORKFLOW_EXECUTION_STATUS_TIMED_OUT": "timed-out", "Failed": "failed", "?": "unknown", "": "unknown",
 	} {
-		assert.Equal(t, want, statusWord(in), in)
+		assert.Equal(t, want, statusWordOf(in), in)
 	}
+	// Every status Temporal has gets a word of its own.
+	seen := map[string]enumspb.WorkflowExecutionStatus{}
 	for v := range enumspb.WorkflowExecutionStatus_name {
 		s := enumspb.WorkflowExecutionStatus(v)
-		assert.Equal(t, s, statusOf(statusWord(s.String())), "statusOf undoes statusWord for %v", s)
+		if s == enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
+			continue
+		}
+		w := statusWord(s)
+		assert.NotEqual(t, "unknown", w, "no word for %v", s)
+		assert.NotContains(t, seen, w, "%v and %v share the word %q", s, seen[w], w)
+		seen[w] = s
+		assert.Equal(t, w, statusWordOf(s.String()), "the name %q reads as the status", s.String())
 	}
 }
 

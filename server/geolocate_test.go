@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/store"
+	"relay/internal/testenv"
 )
 
 // receivedAt is the time the fake stamps on every event: not UTC, with milliseconds.
@@ -105,7 +106,7 @@ type eventsHarness struct {
 
 func newEventsHarness(t *testing.T, cfg Config) *eventsHarness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	eh := &eventsHarness{store: newFakeEvents()}
@@ -428,7 +429,7 @@ func TestRetryAfter(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0: "1", time.Millisecond: "1", time.Second: "1", 1001 * time.Millisecond: "2", 90 * time.Second: "90",
 	} {
-		assert.Equal(t, want, retryAfter(d), d.String())
+		assert.Equal(t, want, retryAfterSeconds(d), d.String())
 	}
 }
 
@@ -599,6 +600,9 @@ func TestEventsListRejects(t *testing.T) {
 		{"city=" + strings.Repeat("x", 101), []string{"city"}},
 		{"city=a%0Ab", []string{"city"}},
 		{"contry=US", []string{"contry"}},
+		{"cursor=%%%%", []string{"cursor"}},
+		{"limit=5&city=%zz", []string{"city"}},
+		{"%zz=1", []string{"query"}},
 		{"state=located&state=pending", []string{"state"}},
 		{"limit=0&state=x&country=xyz", []string{"limit", "state", "country"}},
 	}

@@ -216,7 +216,7 @@ var statusCodeDigits = regexp.MustCompile(`^[0-9]{1,18}$`)
 // only members are "name" (1 to 120 characters, none of them a control character) and
 // "status_code" (an integer or a string of digits; relay takes up to 18, which always fit
 // an int64), at least one of them not null. Member names are case-sensitive (decode checks
-// them exactly); a repeated member counts once, the last one winning.
+// them exactly); a member given twice is refused (parsers disagree on which one counts).
 func referenceSubmit(body []byte) (name *string, code *int64, ok bool) {
 	if !json.Valid(body) {
 		return nil, nil, false
@@ -226,6 +226,7 @@ func referenceSubmit(body []byte) (name *string, code *int64, ok bool) {
 		return nil, nil, false // not an object, or null
 	}
 	var nameRaw, codeRaw json.RawMessage
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -235,7 +236,12 @@ func referenceSubmit(body []byte) (name *string, code *int64, ok bool) {
 		if err := dec.Decode(&val); err != nil {
 			return nil, nil, false
 		}
-		switch member := tok.(string); {
+		member := tok.(string)
+		if seen[member] {
+			return nil, nil, false
+		}
+		seen[member] = true
+		switch {
 		case member == "name":
 			nameRaw = val
 		case member == "status_code":
@@ -364,9 +370,12 @@ func FuzzEventsQuery(f *testing.F) {
 // referenceEventsFilter reads GET /events's query as spec/api.md and the README describe it:
 // limit (1 to 500, default 50), cursor, country (2 letters), city (up to 100 characters, no
 // control characters), state (pending, located or unlocatable); each at most once, an empty
-// value as absent, no other parameter.
+// value as absent, no other parameter, and a query that does not decode refused.
 func referenceEventsFilter(rawQuery string) (store.EventFilter, bool) {
-	q, _ := url.ParseQuery(rawQuery) // as net/http's URL.Query: a malformed pair is left out
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil { // a pair that does not decode, or a ';' separator
+		return store.EventFilter{}, false
+	}
 	f := store.EventFilter{Limit: 50}
 	for k, vs := range q {
 		if len(vs) != 1 {

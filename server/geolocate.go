@@ -6,20 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
-	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
 
 	"relay/internal/store"
 	"relay/internal/timefmt"
@@ -42,8 +38,6 @@ const (
 	maxEventsLimit       = 500
 	submitLimitersSize   = 10_000 // client IPs with a limiter; the least recently seen go first
 	idempotencyKeyHeader = "Idempotency-Key"
-	defaultSubmitRate    = 20
-	defaultSubmitBurst   = 40
 	statusSuccess        = "success"
 	statusError          = "error"
 	taskIDProblem        = "want 1 to 64 of A-Z, a-z, 0-9 and -"
@@ -191,83 +185,6 @@ func jsonTypeOf(raw json.RawMessage) string {
 	}
 }
 
-// submitLimiter keeps one token bucket per client, in an LRU so that memory stays bounded
-// whatever the number of clients. An IPv6 client is its /64: one subscriber usually has a
-// whole /64, and per-address buckets would let it take as many as it likes.
-type submitLimiter struct {
-	limit    rate.Limit
-	burst    int
-	limiters *lru.Cache[string, *rate.Limiter]
-}
-
-func newSubmitLimiter(perSecond float64, burst, size int) *submitLimiter {
-	limiters, err := lru.New[string, *rate.Limiter](size)
-	if err != nil {
-		panic(err) // only for size <= 0, which New never passes
-	}
-	return &submitLimiter{limit: rate.Limit(perSecond), burst: burst, limiters: limiters}
-}
-
-// allow takes a token of ip's bucket, or says how long until one is there.
-func (l *submitLimiter) allow(ip string) (bool, time.Duration) {
-	key := clientKey(ip)
-	lim, ok := l.limiters.Get(key)
-	if !ok {
-		lim = rate.NewLimiter(l.limit, l.burst)
-		if prev, found, _ := l.limiters.PeekOrAdd(key, lim); found {
-			lim = prev // another request of this client made it first
-		}
-	}
-	r := lim.Reserve()
-	if !r.OK() {
-		return false, time.Second
-	}
-	if d := r.Delay(); d > 0 {
-		r.Cancel() // not taken: the client is refused, not queued
-		return false, d
-	}
-	return true, 0
-}
-
-// clientIP is the request's client address (see New) in canonical form. gin returns an
-// X-Forwarded-For entry as the proxy wrote it, and a proxy on a dual-stack socket writes
-// an IPv4 client as ::ffff:203.0.113.9: one client must be one address to the limiter, the
-// store and the geolocation (which places IPv4 addresses only).
-func clientIP(c *gin.Context) string {
-	ip := c.ClientIP()
-	if addr, err := netip.ParseAddr(ip); err == nil {
-		return addr.Unmap().String()
-	}
-	return ip
-}
-
-// clientKey is what a client is limited by: its IP, or its /64 for IPv6.
-func clientKey(ip string) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	addr = addr.Unmap()
-	if addr.Is6() {
-		if p, err := addr.Prefix(64); err == nil {
-			return p.String()
-		}
-	}
-	return addr.String()
-}
-
-// retryAfter is d in whole seconds, rounded up, at least 1.
-func retryAfter(d time.Duration) string {
-	s := math.Ceil(d.Seconds())
-	if s < 1 || math.IsNaN(s) {
-		s = 1
-	}
-	if s > math.MaxInt32 {
-		s = math.MaxInt32
-	}
-	return strconv.Itoa(int(s))
-}
-
 // idempotencyKey is the request's Idempotency-Key: absent is "", else 1 to 200 printable
 // ASCII characters, given once.
 func idempotencyKey(c *gin.Context) (string, error) {
@@ -275,10 +192,7 @@ func idempotencyKey(c *gin.Context) (string, error) {
 	if !present {
 		return "", nil
 	}
-	bad := func(msg string) error {
-		return &Error{Code: CodeInvalid, Message: "invalid fields: " + idempotencyKeyHeader + ": " + msg,
-			Fields: map[string]string{idempotencyKeyHeader: msg}}
-	}
+	bad := func(msg string) error { return invalidField(idempotencyKeyHeader, msg) }
 	if len(vals) != 1 {
 		return "", bad("give it once")
 	}
@@ -300,9 +214,8 @@ func handleEventSubmit(logger *slog.Logger, events EventStore, limiter *submitLi
 	return func(c *gin.Context) {
 		ip := clientIP(c)
 		if ok, wait := limiter.allow(ip); !ok {
-			secs := retryAfter(wait)
-			c.Header("Retry-After", secs)
-			respondError(c, logger, Errorf(CodeRateLimited, "too many submissions from "+ip+": retry in "+secs+" s"))
+			respondError(c, logger, &Error{Code: CodeRateLimited, RetryAfter: wait,
+				Message: "too many submissions from " + ip + ": retry in " + retryAfterSeconds(wait) + " s"})
 			return
 		}
 		key, err := idempotencyKey(c)
@@ -331,7 +244,7 @@ func handleEventSubmit(logger *slog.Logger, events EventStore, limiter *submitLi
 		if !existed && accepted != nil {
 			accepted()
 		}
-		respond(c, http.StatusAccepted, gin.H{"data": gin.H{"task_id": ev.TaskID}, "status": statusSuccess})
+		respond(c, logger, http.StatusAccepted, gin.H{"data": gin.H{"task_id": ev.TaskID}, "status": statusSuccess})
 	}
 }
 
@@ -354,24 +267,12 @@ func toEventJSON(e store.Event) eventJSON {
 	}
 }
 
-// respondEncoded encodes v before writing anything, so that a value that cannot be
-// encoded (a stored location that is not JSON) is an internal error, not half a body.
-func respondEncoded(c *gin.Context, logger *slog.Logger, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		respondError(c, logger, fmt.Errorf("encode answer: %w", err))
-		return
-	}
-	c.Data(status, "application/json; charset=utf-8", body)
-}
-
 // handleEventGet shows one event.
 func handleEventGet(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("task_id")
 		if !validTaskID.MatchString(id) {
-			respondError(c, logger, &Error{Code: CodeInvalid, Message: "invalid fields: task_id: " + taskIDProblem,
-				Fields: map[string]string{"task_id": taskIDProblem}})
+			respondError(c, logger, invalidField("task_id", taskIDProblem))
 			return
 		}
 		ev, err := events.Event(c.Request.Context(), id)
@@ -383,7 +284,7 @@ func handleEventGet(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 			respondError(c, logger, storeError(c, logger, "read event", err))
 			return
 		}
-		respondEncoded(c, logger, http.StatusOK, struct {
+		respond(c, logger, http.StatusOK, struct {
 			Data   eventJSON `json:"data"`
 			Status string    `json:"status"`
 		}{toEventJSON(ev), statusSuccess})
@@ -398,8 +299,12 @@ var eventsQueryParams = map[string]bool{"limit": true, "cursor": true, "country"
 // absent.
 func eventsFilter(c *gin.Context) (store.EventFilter, error) {
 	f := store.EventFilter{Limit: defaultEventsLimit}
+	// URL.Query drops a pair it cannot decode (cursor=%%%%) without a word: refuse it.
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		return f, invalidField(undecodableParam(c.Request.URL.RawQuery), "not URL-encoded correctly: "+err.Error())
+	}
 	problems := map[string]string{}
-	q := c.Request.URL.Query()
 	for name, vals := range q {
 		switch {
 		case !eventsQueryParams[name]:
@@ -437,9 +342,24 @@ func eventsFilter(c *gin.Context) (store.EventFilter, error) {
 	}
 	f.Cursor = q.Get("cursor")
 	if len(problems) > 0 {
-		return f, &Error{Code: CodeInvalid, Message: "invalid fields: " + joinFields(problems), Fields: problems}
+		return f, invalidFields(problems)
 	}
 	return f, nil
+}
+
+// undecodableParam names the first query parameter whose name or value does not decode.
+func undecodableParam(rawQuery string) string {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		name, value, _ := strings.Cut(pair, "=")
+		_, nameErr := url.QueryUnescape(name)
+		if _, err := url.QueryUnescape(value); err != nil || nameErr != nil {
+			if nameErr == nil && name != "" {
+				return name
+			}
+			break
+		}
+	}
+	return "query"
 }
 
 func isASCIILetter(b byte) bool { return b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' }
@@ -463,9 +383,7 @@ func handleEventsList(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 		}
 		list, next, err := events.Events(c.Request.Context(), f)
 		if errors.Is(err, store.ErrBadCursor) {
-			msg := "not a cursor of this API: pass next_cursor of a previous page as is"
-			respondError(c, logger, &Error{Code: CodeInvalid, Message: "invalid fields: cursor: " + msg,
-				Fields: map[string]string{"cursor": msg}})
+			respondError(c, logger, invalidField("cursor", "not a cursor of this API: pass next_cursor of a previous page as is"))
 			return
 		}
 		if err != nil {
@@ -480,23 +398,12 @@ func handleEventsList(logger *slog.Logger, events EventStore) gin.HandlerFunc {
 		if next != "" {
 			nextCursor = &next
 		}
-		respondEncoded(c, logger, http.StatusOK, struct {
+		respond(c, logger, http.StatusOK, struct {
 			Data       []eventJSON `json:"data"`
 			NextCursor *string     `json:"next_cursor"`
 			Status     string      `json:"status"`
 		}{data, nextCursor, statusSuccess})
 	}
-}
-
-// storeError answers a database that is down or restarting with 503 and Retry-After:
-// nothing was stored, and the same request can be sent again. Anything else is internal.
-func storeError(c *gin.Context, logger *slog.Logger, what string, err error) error {
-	if store.IsUnavailable(err) {
-		logger.WarnContext(c.Request.Context(), what+": database unavailable", "error", err, "request_id", requestID(c))
-		c.Header("Retry-After", "2")
-		return Errorf(CodeUnavailable, what+": the database is unavailable; retry later")
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 // noEventStore stands in when New is given no EventStore: the event endpoints answer 503.
