@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"log/slog"
 	"testing"
 
 	"go.temporal.io/sdk/converter"
@@ -39,7 +40,7 @@ func FuzzIncidentsAnswer(f *testing.F) {
 	answer, client := newCannedAnswer()
 	st := storetest.Open(f)
 	a := NewIncidents(IncidentsOptions{BaseURL: "http://incidents.test", User: "u", Password: "p", HTTP: client, Store: st})
-	env := newFuzzActivityEnv(a)
+	env := newActivityEnv(slog.New(slog.DiscardHandler), a)
 	emptyResults := func() map[string][]byte {
 		results := map[string][]byte{}
 		for _, typ := range incidents.Types {

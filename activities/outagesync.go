@@ -16,10 +16,6 @@ import (
 	"relay/internal/timefmt"
 )
 
-// ErrInvalidUpstreamData is an upstream answer that decodes but breaks the API's rules
-// (an outage whose begin is not a time): relay refuses to guess, and says which record.
-const ErrInvalidUpstreamData = "InvalidUpstreamData"
-
 // KF calls the outage API ("KF"). Outage and device lists can be large, so they are
 // staged in the store and workflows pass their keys.
 type KF struct {
@@ -57,9 +53,11 @@ type StagedOutages struct {
 	Count int    `json:"count"`
 }
 
-// FetchOutages gets every outage (of every site) and stages them.
+// FetchOutages gets every outage (of every site) and stages them. An answer that is not a
+// JSON array fails; what its items hold is the filter's to judge (it drops and counts an
+// item that is not an outage), so that one bad record cannot fail every site's sync.
 func (a *KF) FetchOutages(ctx context.Context, siteID string) (StagedOutages, error) {
-	var list []outagesync.Outage
+	var list []json.RawMessage
 	data, err := a.api.getJSON(ctx, "/outages", &list)
 	if err != nil {
 		return StagedOutages{}, err
@@ -123,7 +121,8 @@ type FilterResult struct {
 }
 
 // FilterSiteOutages keeps the site's outages at or after the cutoff and names them
-// (package outages has the rules), staging the body to post.
+// (package outagesync has the rules), staging the body to post. Outages it cannot read
+// are dropped and counted (Counts.DroppedInvalid), never a reason to fail the sync.
 func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResult, error) {
 	since := a.defaultSince
 	if in.Since != "" {
@@ -142,11 +141,7 @@ func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResul
 	if err := a.loadJSON(ctx, in.DevicesKey, &devices); err != nil {
 		return FilterResult{}, err
 	}
-	kept, counts, err := outagesync.Filter(since, devices, list)
-	if err != nil {
-		return FilterResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("kf /outages: %v", err), ErrInvalidUpstreamData, err)
-	}
+	kept, counts := outagesync.Filter(since, devices, list)
 	body, err := json.Marshal(kept)
 	if err != nil {
 		return FilterResult{}, err
@@ -155,7 +150,14 @@ func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResul
 	if err := a.store.PutBlob(ctx, key, body); err != nil {
 		return FilterResult{}, err
 	}
-	activity.GetLogger(ctx).Info("filtered outages", "site_id", in.SiteID, "fetched", counts.Fetched, "kept", counts.Kept)
+	logger := activity.GetLogger(ctx)
+	logger.Info("filtered outages", "site_id", in.SiteID, "fetched", counts.Fetched, "kept", counts.Kept,
+		"dropped_before_since", counts.DroppedBeforeSince, "dropped_unknown_device", counts.DroppedUnknownDevice,
+		"dropped_invalid", counts.DroppedInvalid)
+	if counts.DroppedInvalid > 0 {
+		logger.Warn("the outage API sent outages relay cannot read; dropped them", "site_id", in.SiteID,
+			"dropped_invalid", counts.DroppedInvalid)
+	}
 	return FilterResult{Since: timefmt.Millis(since), Counts: counts, PostKey: key}, nil
 }
 

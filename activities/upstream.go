@@ -37,6 +37,12 @@ const (
 // ErrInvalidInput is a workflow or activity input that can never succeed as given.
 const ErrInvalidInput = "InvalidInput"
 
+// ErrInvalidUpstreamData is an upstream answer that decodes but breaks the API's rules (an
+// incident relay cannot read, subscription pages whose counts disagree): relay refuses to
+// guess, and says where. The outage sync never returns it: it drops and counts an outage
+// it cannot read (outagesync.Filter).
+const ErrInvalidUpstreamData = "InvalidUpstreamData"
+
 // NonRetryableUpstreamErrors lists the types a retry policy must not retry.
 var NonRetryableUpstreamErrors = []string{
 	ErrUpstreamBadRequest, ErrUpstreamUnauthorized, ErrUpstreamNotFound, ErrUpstreamBadResponse, ErrUpstreamRejected,

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -108,9 +107,9 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 
 func (d *Dispatcher) start(ctx context.Context, ev store.Event) error {
 	_, err := d.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    workflows.GeoEventWorkflowID(ev.TaskID),
+		ID:                    workflows.GeolocateWorkflowID(ev.TaskID),
 		TaskQueue:             workflows.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy: workflows.GeolocateIDReusePolicy,
 	}, workflows.GeolocateEventWorkflowType, workflows.GeolocateEventInput{TaskID: ev.TaskID, IP: ev.IP})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &already) {

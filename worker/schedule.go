@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -19,10 +18,7 @@ import (
 // has no snapshot to serve until then.
 func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Duration, runNow bool) error {
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
-	policy := client.SchedulePolicies{
-		// A refresh still running when the next is due makes that one pointless.
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-	}
+	policy := client.SchedulePolicies{Overlap: workflows.IncidentsScheduleOverlap}
 	sc := c.ScheduleClient()
 	handle, err := sc.Create(ctx, client.ScheduleOptions{
 		ID:      workflows.IncidentsScheduleID,
@@ -33,7 +29,7 @@ func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Du
 			Workflow:           workflows.AggregateIncidentsWorkflowType,
 			Args:               []any{workflows.AggregateIncidentsInput{}},
 			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: 15 * time.Minute,
+			WorkflowRunTimeout: workflows.IncidentsRunTimeout,
 		},
 	})
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
@@ -50,7 +46,7 @@ func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Du
 		return fmt.Errorf("schedule %s: %w", workflows.IncidentsScheduleID, err)
 	}
 	if runNow {
-		if err := handle.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP}); err != nil {
+		if err := handle.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: workflows.IncidentsScheduleOverlap}); err != nil {
 			return fmt.Errorf("trigger %s: %w", workflows.IncidentsScheduleID, err)
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"relay/internal/eventsubscriptions"
 )
 
-// c42RetryPolicy: someone is waiting on the answer, so 5xx and timeouts are retried
-// briefly; 401 and 404 (and answers that do not decode) are final at once.
-var c42RetryPolicy = &temporal.RetryPolicy{
+// eventSubscriptionsRetryPolicy: someone is waiting on the answer, so 5xx and timeouts are
+// retried briefly; 401 and 404 (and answers that do not decode) are final at once.
+var eventSubscriptionsRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:        100 * time.Millisecond,
 	BackoffCoefficient:     2,
 	MaximumInterval:        time.Second,
@@ -22,16 +22,23 @@ var c42RetryPolicy = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: activities.NonRetryableUpstreamErrors,
 }
 
-// c42ActivityOptions bound each call and all its retries, well inside MergeTimeout.
-var c42ActivityOptions = workflow.ActivityOptions{
+// eventSubscriptionsActivityOptions bound each call and all its retries, well inside
+// EventSubscriptionsRunTimeout.
+var eventSubscriptionsActivityOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    3 * time.Second,
 	ScheduleToCloseTimeout: 6 * time.Second,
-	RetryPolicy:            c42RetryPolicy,
+	RetryPolicy:            eventSubscriptionsRetryPolicy,
 }
 
-// MergeTimeout is the whole merge's deadline (the workflow run timeout its starter sets),
-// which keeps the HTTP request that waits on it bounded.
-const MergeTimeout = 10 * time.Second
+// EventSubscriptionsRunTimeout is the whole MergeEventSubscriptions run's deadline (the
+// workflow run timeout its starter sets), which keeps the HTTP request that waits on it
+// bounded.
+const EventSubscriptionsRunTimeout = 10 * time.Second
+
+// MergeTimeout is the old name of EventSubscriptionsRunTimeout.
+//
+// Deprecated: use EventSubscriptionsRunTimeout; this goes once server/ does.
+const MergeTimeout = EventSubscriptionsRunTimeout
 
 // validEventID is what an event id may look like: it becomes part of a workflow id and a URL.
 var validEventID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -39,7 +46,7 @@ var validEventID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // ValidEventID reports whether id can name a calendar event.
 func ValidEventID(id string) bool { return validEventID.MatchString(id) }
 
-// EventSubscriptionsWorkflowID names an event's merge: concurrent requests join one run.
+// EventSubscriptionsWorkflowID names an event's run: concurrent requests join one.
 func EventSubscriptionsWorkflowID(eventID string) string { return "event-subscriptions/" + eventID }
 
 // MergeEventSubscriptionsInput names the event.
@@ -55,7 +62,7 @@ func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInp
 		return eventsubscriptions.Merged{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("event_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.EventID), activities.ErrInvalidInput, nil)
 	}
-	ctx = workflow.WithActivityOptions(ctx, c42ActivityOptions)
+	ctx = workflow.WithActivityOptions(ctx, eventSubscriptionsActivityOptions)
 	var c42 *activities.C42
 
 	eventF := workflow.ExecuteActivity(ctx, c42.FetchEvent, in.EventID)

@@ -14,23 +14,23 @@ import (
 	"relay/internal/eventsubscriptions"
 )
 
-type MergeSuite struct {
+type EventSubscriptionsSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
 	c42 *activities.C42
 }
 
-func TestMergeEventSubscriptions(t *testing.T) { suite.Run(t, new(MergeSuite)) }
+func TestEventSubscriptions(t *testing.T) { suite.Run(t, new(EventSubscriptionsSuite)) }
 
-func (s *MergeSuite) SetupTest() {
-	quiet(&s.WorkflowTestSuite)
+func (s *EventSubscriptionsSuite) SetupTest() {
+	logToTest(&s.WorkflowTestSuite, s.T())
 	s.env = s.NewTestWorkflowEnvironment()
 	s.c42 = &activities.C42{}
 	s.env.RegisterActivity(s.c42)
 }
 
-func (s *MergeSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+func (s *EventSubscriptionsSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
 const evID = "d6e66cb0ced8e46102bcfd93ceac51b0_14752373875438"
 
@@ -38,7 +38,7 @@ func page(offset int) activities.PageRequest {
 	return activities.PageRequest{EventID: evID, Offset: offset, Limit: eventsubscriptions.PageSize}
 }
 
-func (s *MergeSuite) merged() eventsubscriptions.Merged {
+func (s *EventSubscriptionsSuite) merged() eventsubscriptions.Merged {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
 	var m eventsubscriptions.Merged
@@ -46,7 +46,7 @@ func (s *MergeSuite) merged() eventsubscriptions.Merged {
 	return m
 }
 
-func (s *MergeSuite) TestOnePage() {
+func (s *EventSubscriptionsSuite) TestOnePage() {
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).Return(activities.Event{ID: evID, Title: "Team sync"}, nil).Once()
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
 		Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"Bob", "Ella", "", "Bob"}, Count: 4}, nil).Once()
@@ -54,7 +54,7 @@ func (s *MergeSuite) TestOnePage() {
 	s.Equal(eventsubscriptions.Merged{ID: evID, Title: "Team sync", Names: []string{"Bob", "Ella", "", "Bob"}}, s.merged())
 }
 
-func (s *MergeSuite) TestEveryPageInUpstreamOrder() {
+func (s *EventSubscriptionsSuite) TestEveryPageInUpstreamOrder() {
 	names := func(from, n int) []string {
 		out := make([]string, n)
 		for i := range out {
@@ -78,7 +78,7 @@ func (s *MergeSuite) TestEveryPageInUpstreamOrder() {
 	s.Equal(names(0, 250), m.Names)
 }
 
-func (s *MergeSuite) TestRetries5xxBriefly() {
+func (s *EventSubscriptionsSuite) TestRetries5xxBriefly() {
 	calls := 0
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).Return(func(context.Context, string) (activities.Event, error) {
 		calls++
@@ -94,7 +94,7 @@ func (s *MergeSuite) TestRetries5xxBriefly() {
 	s.Equal(3, calls)
 }
 
-func (s *MergeSuite) TestNotFoundAndUnauthorizedAreNotRetried() {
+func (s *EventSubscriptionsSuite) TestNotFoundAndUnauthorizedAreNotRetried() {
 	for _, typ := range []string{activities.ErrUpstreamNotFound, activities.ErrUpstreamUnauthorized} {
 		s.Run(typ, func() {
 			env := s.NewTestWorkflowEnvironment()
@@ -114,9 +114,9 @@ func (s *MergeSuite) TestNotFoundAndUnauthorizedAreNotRetried() {
 	}
 }
 
-// An upstream that hangs is cut off by the activity's deadline, so the merge ends well
-// inside MergeTimeout and the HTTP request waiting on it stays bounded.
-func (s *MergeSuite) TestAHangingUpstreamEndsInsideTheDeadline() {
+// An upstream that hangs is cut off by the activity's deadline, so the run ends well
+// inside EventSubscriptionsRunTimeout and the HTTP request waiting on it stays bounded.
+func (s *EventSubscriptionsSuite) TestAHangingUpstreamEndsInsideTheDeadline() {
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).
 		Return(activities.Event{}, temporal.NewTimeoutError(0 /* start-to-close */, nil))
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, mock.Anything).
@@ -124,12 +124,12 @@ func (s *MergeSuite) TestAHangingUpstreamEndsInsideTheDeadline() {
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
 	s.Error(s.env.GetWorkflowError())
-	s.LessOrEqual(s.env.Now().Sub(start), c42ActivityOptions.ScheduleToCloseTimeout)
-	s.Less(c42ActivityOptions.ScheduleToCloseTimeout, MergeTimeout)
+	s.LessOrEqual(s.env.Now().Sub(start), eventSubscriptionsActivityOptions.ScheduleToCloseTimeout)
+	s.Less(eventSubscriptionsActivityOptions.ScheduleToCloseTimeout, EventSubscriptionsRunTimeout)
 }
 
 // An API that sends fewer per page than asked is paged by what it sends.
-func (s *MergeSuite) TestAPageCappedBelowTheLimit() {
+func (s *EventSubscriptionsSuite) TestAPageCappedBelowTheLimit() {
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).Return(activities.Event{ID: evID, Title: "t"}, nil).Once()
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
 		Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"a", "b"}, Count: 5}, nil).Once()
@@ -141,7 +141,7 @@ func (s *MergeSuite) TestAPageCappedBelowTheLimit() {
 	s.Equal([]string{"a", "b", "c", "d", "e"}, s.merged().Names)
 }
 
-func (s *MergeSuite) TestPagesThatDoNotAddUpFail() {
+func (s *EventSubscriptionsSuite) TestPagesThatDoNotAddUpFail() {
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).Return(activities.Event{ID: evID, Title: "t"}, nil).Once()
 	// Someone subscribed between the two calls: the counts disagree.
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
@@ -154,7 +154,7 @@ func (s *MergeSuite) TestPagesThatDoNotAddUpFail() {
 	s.Equal(activities.ErrInvalidUpstreamData, appErr.Type())
 }
 
-func (s *MergeSuite) TestBadIDNeverReachesAnActivity() {
+func (s *EventSubscriptionsSuite) TestBadIDNeverReachesAnActivity() {
 	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: "../etc"})
 	var appErr *temporal.ApplicationError
 	s.Require().ErrorAs(s.env.GetWorkflowError(), &appErr)

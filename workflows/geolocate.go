@@ -5,16 +5,17 @@ import (
 	"net/netip"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"relay/activities"
 )
 
-// geoRetryPolicy: a hiccup (a stalled answer cut off by the timeout) and 5xx are retried a
-// few times, 429 after what its period_remaining says; 400 is final. An IP still not
-// placed after the attempts ends unlocatable: never retried forever.
-var geoRetryPolicy = &temporal.RetryPolicy{
+// geolocateRetryPolicy: a hiccup (a stalled answer cut off by the timeout) and 5xx are
+// retried a few times, 429 after what its period_remaining says; 400 is final. An IP still
+// not placed after the attempts ends unlocatable: never retried forever.
+var geolocateRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:        time.Second,
 	BackoffCoefficient:     2,
 	MaximumInterval:        10 * time.Second,
@@ -22,17 +23,17 @@ var geoRetryPolicy = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: activities.NonRetryableUpstreamErrors,
 }
 
-// geoLocateOptions: the call itself may stall up to 5 s, and waits its turn of the rate
-// limit first; ScheduleToStart is unbounded on purpose, as a backlog queues there.
-var geoLocateOptions = workflow.ActivityOptions{
+// geolocateCallOptions: the call itself may stall up to 5 s, and waits its turn of the
+// rate limit first; ScheduleToStart is unbounded on purpose, as a backlog queues there.
+var geolocateCallOptions = workflow.ActivityOptions{
 	TaskQueue:           GeoIPTaskQueue,
 	StartToCloseTimeout: 30 * time.Second,
 	HeartbeatTimeout:    upstreamHeartbeatTimeout,
-	RetryPolicy:         geoRetryPolicy,
+	RetryPolicy:         geolocateRetryPolicy,
 }
 
-// geoStoreOptions: cache reads and the outcome's write touch only the store.
-var geoStoreOptions = workflow.ActivityOptions{
+// geolocateStoreOptions: cache reads and the outcome's write touch only the store.
+var geolocateStoreOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 10 * time.Second,
 	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 10},
 }
@@ -44,8 +45,19 @@ const (
 	maxClaimWaits = 300
 )
 
-// GeoEventWorkflowID names an event's geolocation.
-func GeoEventWorkflowID(taskID string) string { return "geo-event/" + taskID }
+// GeolocateWorkflowID names an event's geolocation.
+func GeolocateWorkflowID(taskID string) string { return "geo-event/" + taskID }
+
+// GeoEventWorkflowID is the old name of GeolocateWorkflowID.
+//
+// Deprecated: use GeolocateWorkflowID; this goes once server/ and internal/app/ do.
+func GeoEventWorkflowID(taskID string) string { return GeolocateWorkflowID(taskID) }
+
+// GeolocateIDReusePolicy: an accepted event is located once. Its workflow is started by
+// whichever dispatcher gets there (several race for the same rows, one may crash between
+// starting and marking): a start for an event whose workflow already ran, or runs, is
+// refused, and the dispatcher takes that as done.
+const GeolocateIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 
 // GeolocateEventInput is the event to locate.
 type GeolocateEventInput struct {
@@ -65,7 +77,7 @@ type GeolocateEventResult struct {
 // was seen lately, else through the rate-limited geolocation API, and stores the outcome.
 // An IP the API cannot place by definition (private, loopback, reserved) costs no call.
 func GeolocateEvent(ctx workflow.Context, in GeolocateEventInput) (GeolocateEventResult, error) {
-	storeCtx := workflow.WithActivityOptions(ctx, geoStoreOptions)
+	storeCtx := workflow.WithActivityOptions(ctx, geolocateStoreOptions)
 	var geo *activities.Geo
 	record := func(loc *activities.Location, cache bool, from string) (GeolocateEventResult, error) {
 		err := workflow.ExecuteActivity(storeCtx, geo.RecordLocation,
@@ -101,7 +113,7 @@ func GeolocateEvent(ctx workflow.Context, in GeolocateEventInput) (GeolocateEven
 		}
 	}
 	var loc activities.Location
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geoLocateOptions), geo.Locate, in.IP).Get(ctx, &loc)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geolocateCallOptions), geo.Locate, in.IP).Get(ctx, &loc)
 	var app *temporal.ApplicationError
 	switch {
 	case err == nil:

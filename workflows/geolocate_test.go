@@ -14,23 +14,23 @@ import (
 	"relay/activities"
 )
 
-type GeoSuite struct {
+type GeolocateSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
 	geo *activities.Geo
 }
 
-func TestGeolocateEvent(t *testing.T) { suite.Run(t, new(GeoSuite)) }
+func TestGeolocate(t *testing.T) { suite.Run(t, new(GeolocateSuite)) }
 
-func (s *GeoSuite) SetupTest() {
-	quiet(&s.WorkflowTestSuite)
+func (s *GeolocateSuite) SetupTest() {
+	logToTest(&s.WorkflowTestSuite, s.T())
 	s.env = s.NewTestWorkflowEnvironment()
 	s.geo = &activities.Geo{}
 	s.env.RegisterActivity(s.geo)
 }
 
-func (s *GeoSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+func (s *GeolocateSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
 func city(name string) *string { return &name }
 
@@ -40,7 +40,7 @@ func init() {
 	willenhall.Country.IsoCode, willenhall.Country.Name = "GB", "United Kingdom"
 }
 
-func (s *GeoSuite) result() GeolocateEventResult {
+func (s *GeolocateSuite) result() GeolocateEventResult {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
 	var r GeolocateEventResult
@@ -48,11 +48,11 @@ func (s *GeoSuite) result() GeolocateEventResult {
 	return r
 }
 
-func (s *GeoSuite) miss(ip string) {
+func (s *GeolocateSuite) miss(ip string) {
 	s.env.OnActivity(s.geo.LookUp, mock.Anything, ip).Return(activities.Lookup{Claimed: true}, nil).Once()
 }
 
-func (s *GeoSuite) TestLocatesThroughTheAPIAndCaches() {
+func (s *GeolocateSuite) TestLocatesThroughTheAPIAndCaches() {
 	s.miss("8.8.8.8")
 	s.env.OnActivity(s.geo.Locate, mock.Anything, "8.8.8.8").Return(willenhall, nil).Once()
 	s.env.OnActivity(s.geo.RecordLocation, mock.Anything, activities.RecordInput{TaskID: "t1", IP: "8.8.8.8", Location: &willenhall, Cache: true}).
@@ -61,7 +61,7 @@ func (s *GeoSuite) TestLocatesThroughTheAPIAndCaches() {
 	s.Equal(GeolocateEventResult{TaskID: "t1", State: "located", Country: "GB", From: "api"}, s.result())
 }
 
-func (s *GeoSuite) TestARepeatedIPCostsNoCall() {
+func (s *GeolocateSuite) TestARepeatedIPCostsNoCall() {
 	s.env.OnActivity(s.geo.LookUp, mock.Anything, "8.8.8.8").Return(activities.Lookup{Found: true, Location: &willenhall}, nil).Once()
 	s.env.OnActivity(s.geo.RecordLocation, mock.Anything, activities.RecordInput{TaskID: "t2", IP: "8.8.8.8", Location: &willenhall}).Return(nil).Once()
 	s.env.ExecuteWorkflow(GeolocateEvent, GeolocateEventInput{TaskID: "t2", IP: "8.8.8.8"})
@@ -69,7 +69,7 @@ func (s *GeoSuite) TestARepeatedIPCostsNoCall() {
 }
 
 // While another event looks the same IP up, this one waits for the answer in the cache.
-func (s *GeoSuite) TestWaitsForAnotherLookupOfTheSameIP() {
+func (s *GeolocateSuite) TestWaitsForAnotherLookupOfTheSameIP() {
 	lookups := 0
 	s.env.OnActivity(s.geo.LookUp, mock.Anything, "8.8.8.8").Return(func(context.Context, string) (activities.Lookup, error) {
 		lookups++
@@ -83,7 +83,7 @@ func (s *GeoSuite) TestWaitsForAnotherLookupOfTheSameIP() {
 	s.Equal("cache", s.result().From)
 }
 
-func (s *GeoSuite) TestWaitsWhatPeriodRemainingSays() {
+func (s *GeolocateSuite) TestWaitsWhatPeriodRemainingSays() {
 	s.miss("8.8.8.8")
 	calls := 0
 	var second time.Time
@@ -106,7 +106,7 @@ func (s *GeoSuite) TestWaitsWhatPeriodRemainingSays() {
 	s.Less(second.Sub(start), time.Second)
 }
 
-func (s *GeoSuite) TestAHiccupIsRetried() {
+func (s *GeolocateSuite) TestAHiccupIsRetried() {
 	s.miss("8.8.8.8")
 	calls := 0
 	s.env.OnActivity(s.geo.Locate, mock.Anything, "8.8.8.8").Return(func(context.Context, string) (activities.Location, error) {
@@ -121,7 +121,7 @@ func (s *GeoSuite) TestAHiccupIsRetried() {
 	s.Equal("located", s.result().State)
 }
 
-func (s *GeoSuite) TestA400EndsUnlocatableAtOnce() {
+func (s *GeolocateSuite) TestA400EndsUnlocatableAtOnce() {
 	s.miss("8.8.4.4")
 	s.env.OnActivity(s.geo.Locate, mock.Anything, "8.8.4.4").
 		Return(activities.Location{}, temporal.NewApplicationError("geoip: 400", activities.ErrUpstreamBadRequest)).Once()
@@ -130,17 +130,17 @@ func (s *GeoSuite) TestA400EndsUnlocatableAtOnce() {
 	s.Equal("unlocatable", s.result().State)
 }
 
-func (s *GeoSuite) TestEndless500sEndUnlocatableNotForever() {
+func (s *GeolocateSuite) TestEndless500sEndUnlocatableNotForever() {
 	s.miss("8.8.8.8")
 	s.env.OnActivity(s.geo.Locate, mock.Anything, "8.8.8.8").
 		Return(activities.Location{}, temporal.NewApplicationError("geoip: 500", activities.ErrUpstreamUnavailable)).
-		Times(int(geoRetryPolicy.MaximumAttempts))
+		Times(int(geolocateRetryPolicy.MaximumAttempts))
 	s.env.OnActivity(s.geo.RecordLocation, mock.Anything, activities.RecordInput{TaskID: "t6", IP: "8.8.8.8"}).Return(nil).Once()
 	s.env.ExecuteWorkflow(GeolocateEvent, GeolocateEventInput{TaskID: "t6", IP: "8.8.8.8"})
 	s.Equal("unlocatable", s.result().State)
 }
 
-func (s *GeoSuite) TestAPrivateIPCostsNoCall() {
+func (s *GeolocateSuite) TestAPrivateIPCostsNoCall() {
 	for _, ip := range []string{"10.1.2.3", "127.0.0.1", "192.168.0.1", "100.64.0.1", "::1", "not-an-ip"} {
 		env := s.NewTestWorkflowEnvironment()
 		env.RegisterActivity(s.geo)

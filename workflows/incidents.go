@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -41,6 +42,15 @@ var incidentsBuildOptions = workflow.ActivityOptions{
 		NonRetryableErrorTypes: []string{activities.ErrInvalidUpstreamData},
 	},
 }
+
+// IncidentsRunTimeout bounds one AggregateIncidents run, scheduled or manual (its starter
+// sets it as the workflow run timeout): beyond every fetch's ScheduleToClose and the build,
+// so that a run stuck for another reason ends and the next refresh can start.
+const IncidentsRunTimeout = 15 * time.Minute
+
+// IncidentsScheduleOverlap: a refresh still running when the next is due makes that one
+// pointless, so it is skipped (and so is a manual trigger of the schedule).
+const IncidentsScheduleOverlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
 
 // IncidentsScheduleID is the schedule that rebuilds the snapshot.
 const IncidentsScheduleID = "incidents-refresh"

@@ -21,10 +21,10 @@ type IncidentsSuite struct {
 	a   *activities.Incidents
 }
 
-func TestAggregateIncidents(t *testing.T) { suite.Run(t, new(IncidentsSuite)) }
+func TestIncidents(t *testing.T) { suite.Run(t, new(IncidentsSuite)) }
 
 func (s *IncidentsSuite) SetupTest() {
-	quiet(&s.WorkflowTestSuite)
+	logToTest(&s.WorkflowTestSuite, s.T())
 	s.env = s.NewTestWorkflowEnvironment()
 	s.a = &activities.Incidents{}
 	s.env.RegisterActivity(s.a)

@@ -11,28 +11,29 @@ import (
 	"relay/activities"
 )
 
-// kfRetryPolicy: the outage API answers 429 when the key is over its limit and 500 at
-// random; both pass with time, so back off up to half a minute, for a bounded number of
-// attempts. 400/403/404 and undecodable answers are the API saying no: never retried.
-var kfRetryPolicy = &temporal.RetryPolicy{
+// outageSyncRetryPolicy: the outage API answers 429 when the key is over its limit and 500
+// at random; both pass with time, so back off up to half a minute, for a bounded number of
+// attempts. 400/403/404 and undecodable answers are the API saying no: never retried. (An
+// outage the filter cannot read is no error: it is dropped and counted.)
+var outageSyncRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:        500 * time.Millisecond,
 	BackoffCoefficient:     2,
 	MaximumInterval:        30 * time.Second,
 	MaximumAttempts:        12,
-	NonRetryableErrorTypes: append([]string{activities.ErrInvalidUpstreamData, activities.ErrInvalidInput}, activities.NonRetryableUpstreamErrors...),
+	NonRetryableErrorTypes: append([]string{activities.ErrInvalidInput}, activities.NonRetryableUpstreamErrors...),
 }
 
-// kfActivityOptions bound each step; ScheduleToClose bounds all its retries together.
-var kfActivityOptions = workflow.ActivityOptions{
+// outageSyncActivityOptions bound each step; ScheduleToClose bounds all its retries together.
+var outageSyncActivityOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    time.Minute,
 	ScheduleToCloseTimeout: 10 * time.Minute,
-	RetryPolicy:            kfRetryPolicy,
+	RetryPolicy:            outageSyncRetryPolicy,
 }
 
-// kfCallOptions are for the steps that call the API: they heartbeat while they wait, so a
-// worker that dies mid-call is replaced within HeartbeatTimeout, not StartToClose.
-var kfCallOptions = func() workflow.ActivityOptions {
-	o := kfActivityOptions
+// outageSyncCallOptions are for the steps that call the API: they heartbeat while they
+// wait, so a worker that dies mid-call is replaced within HeartbeatTimeout, not StartToClose.
+var outageSyncCallOptions = func() workflow.ActivityOptions {
+	o := outageSyncActivityOptions
 	o.HeartbeatTimeout = upstreamHeartbeatTimeout
 	return o
 }()
@@ -59,7 +60,10 @@ type SyncSiteOutagesInput struct {
 	Since string `json:"since,omitempty"`
 }
 
-// SyncSiteOutagesResult says what the sync did.
+// SyncSiteOutagesResult says what the sync did: of the Fetched outages (of every site), it
+// kept Kept and dropped each of the others for one reason (outagesync.Filter), then posted
+// Posted. DroppedInvalid counts the records it could not read (no device id, a begin or
+// end that is not an RFC 3339 time...); results of runs before it was added read 0.
 type SyncSiteOutagesResult struct {
 	SiteID               string `json:"site_id"`
 	Since                string `json:"since"`
@@ -67,6 +71,7 @@ type SyncSiteOutagesResult struct {
 	Kept                 int    `json:"kept"`
 	DroppedBeforeSince   int    `json:"dropped_before_since"`
 	DroppedUnknownDevice int    `json:"dropped_unknown_device"`
+	DroppedInvalid       int    `json:"dropped_invalid"`
 	Posted               int    `json:"posted"`
 }
 
@@ -101,8 +106,8 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 		}
 	}
 	logger := workflow.GetLogger(ctx)
-	ctx = workflow.WithActivityOptions(ctx, kfActivityOptions)
-	callCtx := workflow.WithActivityOptions(ctx, kfCallOptions)
+	ctx = workflow.WithActivityOptions(ctx, outageSyncActivityOptions)
+	callCtx := workflow.WithActivityOptions(ctx, outageSyncCallOptions)
 	var kf *activities.KF
 	defer func() {
 		// A failed sync leaves what its fetches staged; drop it, even when the run was
@@ -146,10 +151,10 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 	}
 
 	c := filtered.Counts
-	logger.Info("outages synced", "site_id", in.SiteID, "kept", c.Kept, "posted", posted)
+	logger.Info("outages synced", "site_id", in.SiteID, "kept", c.Kept, "dropped_invalid", c.DroppedInvalid, "posted", posted)
 	return SyncSiteOutagesResult{
 		SiteID: in.SiteID, Since: filtered.Since,
 		Fetched: c.Fetched, Kept: c.Kept, DroppedBeforeSince: c.DroppedBeforeSince,
-		DroppedUnknownDevice: c.DroppedUnknownDevice, Posted: posted,
+		DroppedUnknownDevice: c.DroppedUnknownDevice, DroppedInvalid: c.DroppedInvalid, Posted: posted,
 	}, nil
 }

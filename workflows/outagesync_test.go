@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ type OutageSyncSuite struct {
 func TestOutageSync(t *testing.T) { suite.Run(t, new(OutageSyncSuite)) }
 
 func (s *OutageSyncSuite) SetupTest() {
-	quiet(&s.WorkflowTestSuite)
+	logToTest(&s.WorkflowTestSuite, s.T())
 	s.env = s.NewTestWorkflowEnvironment()
 	s.kf = &activities.KF{}
 	s.env.RegisterActivity(s.kf)
@@ -33,12 +34,14 @@ func (s *OutageSyncSuite) SetupTest() {
 
 func (s *OutageSyncSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
 
+// The worked example of spec/upstreams.md §4 with eight records the filter cannot read
+// among its six outages (as activities.TestKFDropsAndCountsInvalidOutages serves it).
 var (
-	staged   = activities.StagedOutages{Key: "k/outages", Count: 6}
+	staged   = activities.StagedOutages{Key: "k/outages", Count: 14}
 	siteInfo = activities.SiteInfo{ID: "kingfisher", Name: "KingFisher", Devices: 2, DevicesKey: "k/devices"}
 	filtered = activities.FilterResult{
 		Since:   "2022-01-01T00:00:00.000Z",
-		Counts:  outagesync.Counts{Fetched: 6, Kept: 3, DroppedBeforeSince: 2, DroppedUnknownDevice: 1},
+		Counts:  outagesync.Counts{Fetched: 14, Kept: 3, DroppedBeforeSince: 2, DroppedUnknownDevice: 1, DroppedInvalid: 8},
 		PostKey: "k/post",
 	}
 )
@@ -66,6 +69,31 @@ func (s *OutageSyncSuite) TestSyncsAndCountsEverything() {
 	s.happyFetches()
 	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, activities.PostInput{SiteID: "kingfisher", PostKey: "k/post"}).Return(3, nil).Once()
 	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil).Once()
+	s.env.ExecuteWorkflow(SyncSiteOutages, input)
+	res := s.result()
+	s.Equal(SyncSiteOutagesResult{
+		SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z",
+		Fetched: 14, Kept: 3, DroppedBeforeSince: 2, DroppedUnknownDevice: 1, DroppedInvalid: 8, Posted: 3,
+	}, res)
+
+	// The result's JSON is what the Web UI, the CLI and GET /sites/{id}/outage-sync show.
+	body, err := json.Marshal(res)
+	s.Require().NoError(err)
+	s.JSONEq(`{"site_id": "kingfisher", "since": "2022-01-01T00:00:00.000Z", "fetched": 14, "kept": 3,
+		"dropped_before_since": 2, "dropped_unknown_device": 1, "dropped_invalid": 8, "posted": 3}`, string(body))
+}
+
+// A run recorded before dropped_invalid existed has a filter result without it (and a
+// worker of that code returns one): it reads as 0, and the sync completes as before.
+func (s *OutageSyncSuite) TestAFilterResultWithoutDroppedInvalid() {
+	var old activities.FilterResult
+	s.Require().NoError(json.Unmarshal([]byte(`{"since": "2022-01-01T00:00:00.000Z", "post_key": "k/post",
+		"counts": {"fetched": 6, "kept": 3, "dropped_before_since": 2, "dropped_unknown_device": 1}}`), &old))
+	s.env.OnActivity(s.kf.FetchOutages, mock.Anything, "kingfisher").Return(staged, nil).Once()
+	s.env.OnActivity(s.kf.FetchSiteInfo, mock.Anything, "kingfisher").Return(siteInfo, nil).Once()
+	s.env.OnActivity(s.kf.FilterSiteOutages, mock.Anything, mock.Anything).Return(old, nil).Once()
+	s.env.OnActivity(s.kf.PostSiteOutages, mock.Anything, mock.Anything).Return(3, nil).Once()
+	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, mock.Anything).Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)
 	s.Equal(SyncSiteOutagesResult{
 		SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z",
@@ -165,7 +193,7 @@ func (s *OutageSyncSuite) TestUpstreamNoFailsAtOnceWithItsMessage() {
 func (s *OutageSyncSuite) TestGivesUpOnEndless500s() {
 	s.env.OnActivity(s.kf.FetchOutages, mock.Anything, mock.Anything).
 		Return(activities.StagedOutages{}, temporal.NewApplicationError("500", activities.ErrUpstreamUnavailable)).
-		Times(int(kfRetryPolicy.MaximumAttempts))
+		Times(int(outageSyncRetryPolicy.MaximumAttempts))
 	s.env.OnActivity(s.kf.FetchSiteInfo, mock.Anything, mock.Anything).Return(siteInfo, nil).Maybe()
 	s.env.OnActivity(s.kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil).Once()
 	s.env.ExecuteWorkflow(SyncSiteOutages, input)

@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"relay/activities"
+	"relay/internal/testenv"
 )
 
 type PingSuite struct {
@@ -26,7 +26,7 @@ type PingSuite struct {
 func TestPing(t *testing.T) { suite.Run(t, new(PingSuite)) }
 
 func (s *PingSuite) SetupTest() {
-	quiet(&s.WorkflowTestSuite)
+	logToTest(&s.WorkflowTestSuite, s.T())
 	s.env = s.NewTestWorkflowEnvironment()
 	s.pinger = &activities.Pinger{Worker: "test-worker"}
 	s.env.RegisterActivity(s.pinger)
@@ -105,7 +105,8 @@ func (s *PingSuite) TestRejectsBadInputWithoutCallingTheActivity() {
 	}
 }
 
-// quiet keeps the SDK test environment's per-activity DEBUG lines out of test output.
-func quiet(s *testsuite.WorkflowTestSuite) {
-	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+// logToTest sends the SDK test environment's log (a DEBUG line per activity) where
+// testenv.Logger says: nowhere, unless RELAY_TEST_LOG asks for it.
+func logToTest(s *testsuite.WorkflowTestSuite, t *testing.T) {
+	s.SetLogger(sdklog.NewStructuredLogger(testenv.Logger(t)))
 }

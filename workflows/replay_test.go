@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"relay/internal/testenv"
 )
 
 // TestReplayRecordedHistories replays every history in testdata/ against today's code:
@@ -34,7 +35,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for name, wf := range All() {
 		replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}
-	logger := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	logger := sdklog.NewStructuredLogger(testenv.Logger(t))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(logger, f))

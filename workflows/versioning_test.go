@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -9,6 +8,8 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"relay/internal/testenv"
 )
 
 // The worked example of changing a workflow safely (README, "Changing a workflow safely").
@@ -26,7 +27,7 @@ func replaySyncSiteOutages(t *testing.T, wf func(workflow.Context, SyncSiteOutag
 	t.Helper()
 	replayer := worker.NewWorkflowReplayer()
 	replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: SyncSiteOutagesWorkflowType})
-	return replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)), filepath.Join("testdata", file))
+	return replayer.ReplayWorkflowHistoryFromJSONFile(sdklog.NewStructuredLogger(testenv.Logger(t)), filepath.Join("testdata", file))
 }
 
 // With workflow.GetVersion, both the old history and the new one replay: old runs keep

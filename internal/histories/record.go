@@ -111,7 +111,7 @@ func submitEvent(ip string) func(context.Context, Target) (string, string, error
 			return "", "", fmt.Errorf("submit event: no task_id in %s", body)
 		}
 		// The dispatcher starts the workflow shortly after acceptance: wait for it to exist.
-		id := workflows.GeoEventWorkflowID(sub.Data.TaskID)
+		id := workflows.GeolocateWorkflowID(sub.Data.TaskID)
 		for {
 			err := t.Client.GetWorkflow(ctx, id, "").Get(ctx, nil)
 			if err == nil {

@@ -1,21 +1,48 @@
-// Package outages decides which of a site's outages are posted back, and names them.
+// Package outagesync decides which of a site's outages are posted back, and names them.
 //
 // The rules are those of spec/upstreams.md §4: an outage is kept when its begin instant is
 // at or after the cutoff and its device belongs to the site; a kept outage gets its device's
 // name, every outage of a device is kept, input order is kept, and begin and end are echoed
-// exactly as received.
+// exactly as received. An item of the outage list that is not such an outage is dropped and
+// counted as invalid: one bad record never fails the sync of a whole site.
 package outagesync
 
 import (
-	"fmt"
+	"encoding/json"
+	"errors"
 	"time"
 )
 
-// Outage is one record of the outage API's GET /outages.
+// Outage is one item of the outage API's GET /outages, as received.
 type Outage struct {
 	DeviceID string `json:"id"`
 	Begin    string `json:"begin"`
 	End      string `json:"end"`
+
+	// malformed says the item is not an object, or one of its id, begin and end is neither
+	// a string nor null: Filter counts it as invalid whatever the fields hold (encoding/json
+	// fills what it can around a member of the wrong kind).
+	malformed bool
+}
+
+// UnmarshalJSON reads one item of the outage list. It fails only on text that is not JSON:
+// any other item (null, a number, an object whose begin is a number...) decodes to an
+// Outage that Filter counts as invalid, so that a list decodes whole and one bad item
+// costs only itself. Member names match as encoding/json matches them (exactly, else
+// ignoring case).
+func (o *Outage) UnmarshalJSON(data []byte) error {
+	var f struct {
+		DeviceID string `json:"id"`
+		Begin    string `json:"begin"`
+		End      string `json:"end"`
+	}
+	err := json.Unmarshal(data, &f)
+	if _, wrongKind := errors.AsType[*json.UnmarshalTypeError](err); err != nil && !wrongKind {
+		return err
+	}
+	// null, like a missing member, leaves the fields empty, which Filter counts as invalid.
+	*o = Outage{DeviceID: f.DeviceID, Begin: f.Begin, End: f.End, malformed: err != nil}
+	return nil
 }
 
 // Device is one of a site's devices (GET /site-info/{siteId}).
@@ -32,32 +59,42 @@ type SiteOutage struct {
 	End      string `json:"end"`
 }
 
-// Counts says what happened to the fetched outages.
+// Counts says what happened to the fetched outages. Each is counted once, so
+// Fetched == Kept + DroppedBeforeSince + DroppedUnknownDevice + DroppedInvalid.
 type Counts struct {
 	Fetched              int `json:"fetched"`
 	Kept                 int `json:"kept"`
 	DroppedBeforeSince   int `json:"dropped_before_since"`
 	DroppedUnknownDevice int `json:"dropped_unknown_device"`
+	DroppedInvalid       int `json:"dropped_invalid"`
 }
 
 // Filter keeps the outages whose begin instant is at or after since and whose device is one
 // of devices, adds the device's name, keeps input order, and echoes begin and end exactly.
 //
 // Begin is compared as an instant, never as a string: it is read by time.Parse with
-// time.RFC3339Nano (milliseconds or not, Z or any offset). End is neither parsed nor
-// checked. time.Parse reads about 5 million begins a second on one core, well past what
-// relay needs, so there is no hand-written parser here.
+// time.RFC3339Nano (milliseconds or not, Z or any offset). time.Parse reads about 5 million
+// begins a second on one core, well past what relay needs, so there is no hand-written
+// parser here.
 //
-// An outage that is both before since and of an unknown device is counted once, under
-// DroppedBeforeSince, so that Fetched == Kept + DroppedBeforeSince + DroppedUnknownDevice.
-// Every outage of a site device is kept, repeats included. When a device id appears more
-// than once in devices, its first name wins; ids match exactly (case counts).
+// Each outage is counted once, under the first of these that applies, in this order:
 //
-// A begin that is not such a time, whichever device it belongs to, makes Filter fail with
-// an error naming the outage's index, device id and begin; Filter then returns a nil slice
-// and zero Counts. Otherwise the slice is never nil, even when empty, so that it encodes
-// as [] in the POST body.
-func Filter(since time.Time, devices []Device, list []Outage) ([]SiteOutage, Counts, error) {
+//   - DroppedInvalid: the item is not an object whose id, begin and end are non-empty
+//     strings (missing, null, a number, "" are all invalid: an outage with no device id
+//     cannot be matched to a device, and an outage with no begin cannot be compared with
+//     the cutoff), or its begin is not an RFC 3339 time;
+//   - DroppedBeforeSince: it begins before since (also when its device is unknown);
+//   - DroppedUnknownDevice: its device is not one of devices;
+//   - DroppedInvalid: its end is not an RFC 3339 time. relay would post the end exactly as
+//     received, and the outage API refuses (400) a body it cannot read, which would fail
+//     the whole site's sync: such an outage is dropped instead. The end is read only for
+//     an outage relay would otherwise post, as nothing else needs it, which keeps the
+//     filter at one time.Parse for most outages; the end is never compared with the begin.
+//
+// Every other outage of a site device is kept, repeats included. When a device id appears
+// more than once in devices, its first name wins; ids match exactly (case counts). The
+// slice is never nil, even when empty, so that it encodes as [] in the POST body.
+func Filter(since time.Time, devices []Device, list []Outage) ([]SiteOutage, Counts) {
 	names := make(map[string]string, len(devices))
 	for _, d := range devices {
 		if _, dup := names[d.ID]; !dup {
@@ -72,10 +109,14 @@ func Filter(since time.Time, devices []Device, list []Outage) ([]SiteOutage, Cou
 	c.Fetched = len(list)
 	for i := range list {
 		o := &list[i]
+		if o.malformed || o.DeviceID == "" || o.Begin == "" || o.End == "" {
+			c.DroppedInvalid++
+			continue
+		}
 		begin, err := time.Parse(time.RFC3339Nano, o.Begin)
 		if err != nil {
-			// Quoted cut short: the values are the upstream's, of any length.
-			return nil, Counts{}, fmt.Errorf("outage %d (device %.64q): begin %.64q is not an RFC 3339 time", i, o.DeviceID, o.Begin)
+			c.DroppedInvalid++
+			continue
 		}
 		if begin.Before(since) {
 			c.DroppedBeforeSince++
@@ -83,6 +124,10 @@ func Filter(since time.Time, devices []Device, list []Outage) ([]SiteOutage, Cou
 		}
 		if _, ok := names[o.DeviceID]; !ok {
 			c.DroppedUnknownDevice++
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, o.End); err != nil {
+			c.DroppedInvalid++
 			continue
 		}
 		keep[i] = true
@@ -96,5 +141,5 @@ func Filter(since time.Time, devices []Device, list []Outage) ([]SiteOutage, Cou
 			out = append(out, SiteOutage{DeviceID: o.DeviceID, Name: names[o.DeviceID], Begin: o.Begin, End: o.End})
 		}
 	}
-	return out, c, nil
+	return out, c
 }
