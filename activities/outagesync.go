@@ -122,7 +122,8 @@ type FilterResult struct {
 
 // FilterSiteOutages keeps the site's outages at or after the cutoff and names them
 // (package outagesync has the rules), staging the body to post. Outages it cannot read
-// are dropped and counted (Counts.DroppedInvalid), never a reason to fail the sync.
+// are dropped and counted (Counts.DroppedInvalid); only an answer of which not one outage
+// can be read fails the sync.
 func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResult, error) {
 	since := a.defaultSince
 	if in.Since != "" {
@@ -142,6 +143,14 @@ func (a *KF) FilterSiteOutages(ctx context.Context, in FilterInput) (FilterResul
 		return FilterResult{}, err
 	}
 	kept, counts := outagesync.Filter(since, devices, list)
+	if counts.Fetched > 0 && counts.DroppedInvalid == counts.Fetched {
+		// Not one outage could be read: the API's answer changed shape, and posting [] would
+		// clear the site's list. Stop with the API's data to blame instead.
+		return FilterResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"kf /outages: none of the %d outages could be read (no device id, or a begin or end that is not "+
+				"an RFC 3339 time); not posting, so the site's list stays as it is", counts.Fetched),
+			ErrInvalidUpstreamData, nil)
+	}
 	body, err := json.Marshal(kept)
 	if err != nil {
 		return FilterResult{}, err

@@ -272,16 +272,32 @@ func TestKFDropsAndCountsInvalidOutages(t *testing.T) {
 func TestKFPostsAnEmptyListWhenNothingIsKept(t *testing.T) {
 	f := newKF(t, "", sim.DefaultKFKey)
 	ctx := t.Context()
-	require.NoError(t, f.kf.store.PutBlob(ctx, "o", []byte(`[{"id": "d1", "begin": "last tuesday", "end": "x"}, null]`)))
+	require.NoError(t, f.kf.store.PutBlob(ctx, "o", []byte(`[{"id": "d1", "begin": "last tuesday", "end": "x"}, null,
+		{"id": "d1", "begin": "2021-07-26T17:09:31.036Z", "end": "2021-08-29T00:37:42.253Z"}]`)))
 	require.NoError(t, f.kf.store.PutBlob(ctx, "d", []byte(`[{"id": "d1", "name": "Battery 1"}]`)))
 	v, err := f.env.ExecuteActivity(f.kf.FilterSiteOutages, FilterInput{SiteID: "s", OutagesKey: "o", DevicesKey: "d"})
 	require.NoError(t, err)
 	var filtered FilterResult
 	require.NoError(t, v.Get(&filtered))
-	assert.Equal(t, outagesync.Counts{Fetched: 2, DroppedInvalid: 2}, filtered.Counts)
+	assert.Equal(t, outagesync.Counts{Fetched: 3, DroppedBeforeSince: 1, DroppedInvalid: 2}, filtered.Counts)
 	body, err := f.kf.store.GetBlob(ctx, filtered.PostKey)
 	require.NoError(t, err)
 	assert.Equal(t, "[]", string(body))
+}
+
+// An answer of which not one outage can be read is a new shape of the API, not a site
+// without outages: the sync fails instead of clearing the site's list with [].
+func TestKFRefusesToPostWhenNoOutageCanBeRead(t *testing.T) {
+	f := newKF(t, "", sim.DefaultKFKey)
+	ctx := t.Context()
+	require.NoError(t, f.kf.store.PutBlob(ctx, "o", []byte(`[{"id": "d1", "start": "2023-01-01T00:00:00Z"}, null]`)))
+	require.NoError(t, f.kf.store.PutBlob(ctx, "d", []byte(`[{"id": "d1", "name": "Battery 1"}]`)))
+	_, err := f.env.ExecuteActivity(f.kf.FilterSiteOutages, FilterInput{SiteID: "s", OutagesKey: "o", DevicesKey: "d"})
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	assert.Equal(t, ErrInvalidUpstreamData, app.Type())
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Message(), "none of the 2 outages could be read")
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {

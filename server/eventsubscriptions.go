@@ -13,8 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/singleflight"
 
@@ -104,7 +102,7 @@ func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *event
 		v, err, _ := cache.group.Do(id, func() (any, error) {
 			// Detached from this request: the others sharing the result must not fail
 			// because the first caller hung up.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.MergeTimeout+2*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.EventSubscriptionsRunTimeout+2*time.Second)
 			defer cancel()
 			body, err := mergeEvent(ctx, tc, id)
 			if err == nil {
@@ -136,13 +134,7 @@ func (e errMergeNotStarted) Unwrap() error { return e.err }
 func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
 	startCtx, cancel := context.WithTimeout(ctx, temporalCallTimeout)
 	defer cancel()
-	run, err := tc.ExecuteWorkflow(startCtx, client.StartWorkflowOptions{
-		ID:                       workflows.EventSubscriptionsWorkflowID(id),
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowRunTimeout:       workflows.MergeTimeout,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id})
+	run, err := tc.ExecuteWorkflow(startCtx, workflows.EventSubscriptionsStartOptions(id), workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id})
 	if err != nil {
 		return nil, errMergeNotStarted{err}
 	}

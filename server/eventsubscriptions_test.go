@@ -65,7 +65,7 @@ func TestEventWithSubscriptionsMissThenHit(t *testing.T) {
 	assert.Equal(t, workflows.MergeEventSubscriptionsWorkflowType, s.workflow)
 	assert.Equal(t, []any{workflows.MergeEventSubscriptionsInput{EventID: eventID}}, s.args)
 	assert.Equal(t, workflows.TaskQueue, s.opts.TaskQueue)
-	assert.Equal(t, workflows.MergeTimeout, s.opts.WorkflowRunTimeout)
+	assert.Equal(t, workflows.EventSubscriptionsRunTimeout, s.opts.WorkflowRunTimeout)
 	assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, s.opts.WorkflowIDConflictPolicy,
 		"another server's merge of the same event is joined, not duplicated")
 

@@ -27,7 +27,7 @@ type Timeouts struct {
 //
 // Write is 60 s because it must outlast the slowest handler and still leave a slow
 // reader time to take the largest answer: GET /events-with-subscriptions waits for its
-// merge up to workflows.MergeTimeout+2s (12 s), and GET /incidents at 100,000 incidents
+// merge up to workflows.EventSubscriptionsRunTimeout+2s (12 s), and GET /incidents at 100,000 incidents
 // is 17.0 MB plain or 2.3 MB gzipped (measured), which a client reading 360 KB/s (plain)
 // or 50 KB/s (gzip) still receives in the 48 s left. Everything else answers in
 // milliseconds.

@@ -200,9 +200,9 @@ func TestDefaultTimeouts(t *testing.T) {
 	assert.Equal(t, 10*time.Second, to.ReadHeader)
 	assert.Equal(t, 30*time.Second, to.Read)
 	assert.Equal(t, 2*time.Minute, to.Idle)
-	// The slowest handler, GET /events-with-subscriptions, waits MergeTimeout+2s for its
+	// The slowest handler, GET /events-with-subscriptions, waits EventSubscriptionsRunTimeout+2s for its
 	// merge; Write must leave the answer time after that.
-	assert.GreaterOrEqual(t, to.Write, 4*(workflows.MergeTimeout+2*time.Second))
+	assert.GreaterOrEqual(t, to.Write, 4*(workflows.EventSubscriptionsRunTimeout+2*time.Second))
 
 	srv := NewHTTPServer(http.NotFoundHandler(), to, slog.New(slog.DiscardHandler))
 	assert.Equal(t, to.ReadHeader, srv.ReadHeaderTimeout)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/client"
 
 	"relay/internal/store"
 	"relay/workflows"
@@ -171,11 +170,7 @@ func handleIncidentsRefresh(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                 workflows.IncidentsManualWorkflowID(time.Now()),
-			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: workflows.IncidentsRunTimeout,
-		}, workflows.AggregateIncidentsWorkflowType, workflows.AggregateIncidentsInput{})
+		run, err := tc.ExecuteWorkflow(ctx, workflows.IncidentsRefreshStartOptions(time.Now()), workflows.AggregateIncidentsWorkflowType, workflows.AggregateIncidentsInput{})
 		if err != nil {
 			respondError(c, logger, temporalError(c, logger, "start incidents refresh", err))
 			return

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"relay/internal/timefmt"
 	"relay/workflows"
@@ -51,12 +50,7 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       workflows.OutageSyncWorkflowID(site),
-			TaskQueue:                workflows.TaskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		}, workflows.SyncSiteOutagesWorkflowType, workflows.SyncSiteOutagesInput{SiteID: site, Since: since})
+		run, err := tc.ExecuteWorkflow(ctx, workflows.OutageSyncStartOptions(site), workflows.SyncSiteOutagesWorkflowType, workflows.SyncSiteOutagesInput{SiteID: site, Since: since})
 		if err != nil {
 			respondError(c, logger, temporalError(c, logger, "start outage sync", err))
 			return

@@ -106,11 +106,7 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 }
 
 func (d *Dispatcher) start(ctx context.Context, ev store.Event) error {
-	_, err := d.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    workflows.GeolocateWorkflowID(ev.TaskID),
-		TaskQueue:             workflows.TaskQueue,
-		WorkflowIDReusePolicy: workflows.GeolocateIDReusePolicy,
-	}, workflows.GeolocateEventWorkflowType, workflows.GeolocateEventInput{TaskID: ev.TaskID, IP: ev.IP})
+	_, err := d.client.ExecuteWorkflow(ctx, workflows.GeolocateStartOptions(ev.TaskID), workflows.GeolocateEventWorkflowType, workflows.GeolocateEventInput{TaskID: ev.TaskID, IP: ev.IP})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &already) {
 		return nil // another dispatcher, or this one before a crash, started it

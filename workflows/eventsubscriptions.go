@@ -35,11 +35,6 @@ var eventSubscriptionsActivityOptions = workflow.ActivityOptions{
 // bounded.
 const EventSubscriptionsRunTimeout = 10 * time.Second
 
-// MergeTimeout is the old name of EventSubscriptionsRunTimeout.
-//
-// Deprecated: use EventSubscriptionsRunTimeout; this goes once server/ does.
-const MergeTimeout = EventSubscriptionsRunTimeout
-
 // validEventID is what an event id may look like: it becomes part of a workflow id and a URL.
 var validEventID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -47,17 +46,6 @@ const (
 
 // GeolocateWorkflowID names an event's geolocation.
 func GeolocateWorkflowID(taskID string) string { return "geo-event/" + taskID }
-
-// GeoEventWorkflowID is the old name of GeolocateWorkflowID.
-//
-// Deprecated: use GeolocateWorkflowID; this goes once server/ and internal/app/ do.
-func GeoEventWorkflowID(taskID string) string { return GeolocateWorkflowID(taskID) }
-
-// GeolocateIDReusePolicy: an accepted event is located once. Its workflow is started by
-// whichever dispatcher gets there (several race for the same rows, one may crash between
-// starting and marking): a start for an event whose workflow already ran, or runs, is
-// refused, and the dispatcher takes that as done.
-const GeolocateIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 
 // GeolocateEventInput is the event to locate.
 type GeolocateEventInput struct {

@@ -1,0 +1,55 @@
+package workflows
+
+import (
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// How relay starts its workflows: every option of every start, in one place, so that the
+// API and the worker's dispatcher only say which one.
+
+// IncidentsRefreshStartOptions starts a refresh asked for at (POST /incidents/refresh).
+func IncidentsRefreshStartOptions(at time.Time) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                 IncidentsManualWorkflowID(at),
+		TaskQueue:          TaskQueue,
+		WorkflowRunTimeout: IncidentsRunTimeout,
+	}
+}
+
+// EventSubscriptionsStartOptions starts an event's merge, or joins the one running:
+// however many requests ask at once, one run fetches. A closed run's id may be reused
+// (the next request after the cache expired).
+func EventSubscriptionsStartOptions(eventID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       EventSubscriptionsWorkflowID(eventID),
+		TaskQueue:                TaskQueue,
+		WorkflowRunTimeout:       EventSubscriptionsRunTimeout,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+}
+
+// GeolocateStartOptions starts an accepted event's geolocation, once: whichever
+// dispatcher gets there first (several race for the same rows, one may crash between
+// starting and marking), and never again after it closed.
+func GeolocateStartOptions(taskID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                    GeolocateWorkflowID(taskID),
+		TaskQueue:             TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}
+}
+
+// OutageSyncStartOptions starts a site's sync, or joins the one running: one sync per
+// site at a time; a later request starts a new one.
+func OutageSyncStartOptions(siteID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       OutageSyncWorkflowID(siteID),
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+}
