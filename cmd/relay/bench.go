@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 
 	"relay/internal/bench"
 	"relay/internal/bench/scenarios"
-	"relay/internal/config"
 )
 
 const benchAbout = `Measures relay's performance targets, each against its baseline measured in the same
@@ -26,69 +24,60 @@ at every size (about 11 minutes); name one as name or name:size[,size...].
 Exits 1 when a scenario fails to run; a target missed shows in the table, not in the
 exit code.`
 
-// runBench is `relay bench`: its flags are its own, not relay's configuration, since
+var benchCommand = command{name: "bench", args: "[scenario[:size,...]...]",
+	summary: "measure every performance target against its baseline, as a table, JSON\n" +
+		"and SVG charts (BENCHMARKS.md)",
+	about: benchAbout, tool: benchTool, more: printScenarios}
+
+// benchTool is `relay bench`: its flags are its own, not relay's configuration, since
 // every scenario configures the relay it starts.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relay bench", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func benchTool(fs *flag.FlagSet, stdout, stderr io.Writer) runner {
 	jsonPath := fs.String("json", "", "write the results as JSON to this `file`; the charts go beside it unless -out says")
 	outDir := fs.String("out", "", "write the SVG charts into this `dir`")
-	smoke := fs.Bool("smoke", false, "a short run of every scenario at its smallest size: shows each works, its numbers mean little (CI)")
-	logLevel := fs.String("log-level", "", "print the logs of the relay under test at this `level` (debug, info, warn, error); by default they are formatted and dropped")
-
-	// Flags may come before, between or after the scenario names.
-	var names []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printBenchHelp(stdout, fs)
-				return nil
+	smoke := fs.Bool("smoke", false,
+		"a short run of every scenario at its smallest size: shows each works, its numbers mean little (CI)")
+	logLevel := fs.String("log-level", "", "print the logs of the relay under test at this `level` "+
+		"(debug, info, warn, error); by default they are formatted and dropped")
+	return func(ctx context.Context, names []string) error {
+		jobs, err := bench.Select(scenarios.All, names, *smoke)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		opts := bench.Options{Smoke: *smoke, Progress: stderr,
+			Command: strings.TrimSpace("relay bench " + strings.Join(append(flagArgs(fs), names...), " "))}
+		if *logLevel != "" {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+				return usagef("-log-level: %v", err)
 			}
-			return &config.Error{Msg: fmt.Sprintf("bench: %v (see 'relay bench --help')", err)}
+			opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names, args = append(names, fs.Arg(0)), fs.Args()[1:]
-	}
-	jobs, err := bench.Select(scenarios.All, names, *smoke)
-	if err != nil {
-		return &config.Error{Msg: "bench: " + err.Error()}
-	}
-	opts := bench.Options{Smoke: *smoke, Progress: stderr,
-		Command: strings.TrimSpace("relay bench " + strings.Join(append(flagArgs(fs), names...), " "))}
-	if *logLevel != "" {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return &config.Error{Name: "-log-level", Msg: err.Error()}
-		}
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	}
 
-	report := bench.Run(ctx, jobs, opts)
-	fmt.Fprintln(stdout)
-	report.WriteTable(stdout)
-	dir := *outDir
-	if dir == "" && *jsonPath != "" {
-		dir = filepath.Dir(*jsonPath)
-	}
-	if dir != "" {
-		if err := report.WriteCharts(dir); err != nil {
-			return fmt.Errorf("bench: charts: %w", err)
+		report := bench.Run(ctx, jobs, opts)
+		fmt.Fprintln(stdout)
+		report.WriteTable(stdout)
+		dir := *outDir
+		if dir == "" && *jsonPath != "" {
+			dir = filepath.Dir(*jsonPath)
 		}
-	}
-	if *jsonPath != "" {
-		if err := report.WriteJSON(*jsonPath); err != nil {
-			return fmt.Errorf("bench: %w", err)
+		if dir != "" {
+			if err := report.WriteCharts(dir); err != nil {
+				return fmt.Errorf("bench: charts: %w", err)
+			}
 		}
+		if *jsonPath != "" {
+			if err := report.WriteJSON(*jsonPath); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("bench: interrupted")
+		}
+		if failed := report.Failed(); len(failed) > 0 {
+			return fmt.Errorf("bench: %d of %d cases failed to run", len(failed), len(report.Cases))
+		}
+		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bench: interrupted")
-	}
-	if failed := report.Failed(); len(failed) > 0 {
-		return fmt.Errorf("bench: %d of %d cases failed to run", len(failed), len(report.Cases))
-	}
-	return nil
 }
 
 // flagArgs writes back the flags that were set, for the report's command line.
@@ -104,11 +93,8 @@ func flagArgs(fs *flag.FlagSet) []string {
 	return out
 }
 
-func printBenchHelp(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: relay bench [flags] [scenario[:size,...]...]\n\n%s\n\nFlags:\n", benchAbout)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+// printScenarios ends bench's help: the scenarios, their sizes and baselines.
+func printScenarios(w io.Writer) {
 	fmt.Fprintln(w, "\nScenarios:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range scenarios.All {

@@ -14,12 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/bench"
-	"relay/internal/config"
+	"relay/internal/testenv"
 )
 
 // relay bench --smoke runs scenarios for real (relay in the process, loads on loopback)
 // and writes the table, the JSON and the charts.
 func TestBenchSmokeWritesTableJSONAndCharts(t *testing.T) {
+	testenv.EndToEnd(t)
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "out", "bench.json")
 	var out, errOut bytes.Buffer
@@ -89,8 +90,8 @@ func TestBenchHelpAndBadArguments(t *testing.T) {
 	} {
 		err := run(context.Background(), strings.Fields(args), noEnv, &out, &errOut)
 		require.Error(t, err, args)
-		var cfgErr *config.Error
-		assert.True(t, errors.As(err, &cfgErr), "%s: want a *config.Error (exit code 2), got %T: %v", args, err, err)
+		var usageErr *usageError
+		assert.True(t, errors.As(err, &usageErr), "%s: want a *usageError (exit code 2), got %T: %v", args, err, err)
 		assert.Contains(t, err.Error(), want, args)
 	}
 }

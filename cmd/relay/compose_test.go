@@ -73,10 +73,11 @@ func TestComposeRelayServicesHaveValidConfiguration(t *testing.T) {
 			env[k] = stringify(v)
 		}
 		// Every variable must be one the command reads: a typo would be silently ignored.
-		cfg := config.Default()
+		require.NotNil(t, cmd.config, "relay %s runs relay", cmd.name)
+		cfg := cmd.config.defaults()
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		loader := config.Bind(fs, &cfg, cmd.groups)
+		loader := config.Bind(fs, &cfg, cmd.config.groups)
 		for k := range env {
 			flagName := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "RELAY_")), "_", "-")
 			assert.NotNil(t, fs.Lookup(flagName), "%s sets %s, which relay %s does not read", name, k, cmd.name)

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"time"
 
@@ -16,45 +14,34 @@ import (
 	"relay/internal/histories"
 )
 
-const historyUsage = `Usage:
-  relay history record [--dir workflows/testdata] [--overwrite]
-      runs every workflow type end to end on an embedded, in-memory relay (Temporal,
-      simulators, worker, API), saves each run's history as <WorkflowType>-<case>.json
-      and replays it against this build
-  relay history replay FILE...
-      replays histories (from 'record', or 'temporal workflow show --output json')
-      against this build: an error means the code can no longer continue those runs
-`
+var historyRecordCommand = command{name: "history record",
+	summary: "record every workflow's history from a real run into testdata",
+	about: "Runs every workflow type end to end on an embedded, in-memory relay (Temporal, simulators,\n" +
+		"worker, API), saves each run's history as <WorkflowType>-<case>.json and replays it against\n" +
+		"this build: the proof that workflow changes keep running workflows running.",
+	tool: historyRecordTool}
 
-// runHistory records and replays workflow histories: the proof that workflow changes keep
-// running workflows running.
-func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, historyUsage)
-		return &config.Error{Msg: "history: no subcommand given (record or replay)"}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, historyUsage)
-		return nil
-	case "record":
-		fs := flag.NewFlagSet("relay history record", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		dir := fs.String("dir", "workflows/testdata", "where to write the histories")
-		overwrite := fs.Bool("overwrite", false, "replace histories already in --dir (otherwise refuse: an old history proves old runs still replay)")
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, historyUsage)
-				return nil
-			}
-			return &config.Error{Msg: "history record: " + err.Error()}
-		}
+var historyReplayCommand = command{name: "history replay", args: "FILE...",
+	summary: "replay histories against this build (the determinism check)",
+	about: "Replays histories (from 'relay history record', or 'temporal workflow show --output json')\n" +
+		"against this build: an error means the code can no longer continue those runs.",
+	tool: historyReplayTool}
+
+func historyRecordTool(fs *flag.FlagSet, stdout, stderr io.Writer) runner {
+	dir := fs.String("dir", "workflows/testdata", "where to write the histories")
+	overwrite := fs.Bool("overwrite", false,
+		"replace histories already in --dir (otherwise refuse: an old history proves old runs still replay)")
+	return func(ctx context.Context, _ []string) error {
 		return recordHistories(ctx, *dir, *overwrite, stdout, stderr)
-	case "replay":
-		if len(args) < 2 {
-			return &config.Error{Msg: "history replay: name at least one history file"}
+	}
+}
+
+func historyReplayTool(_ *flag.FlagSet, stdout, _ io.Writer) runner {
+	return func(_ context.Context, files []string) error {
+		if len(files) == 0 {
+			return usagef("name at least one history file")
 		}
-		for _, f := range args[1:] {
+		for _, f := range files {
 			if err := histories.Replay(f); err != nil {
 				return err
 			}
@@ -62,7 +49,6 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	return &config.Error{Msg: fmt.Sprintf("history: unknown subcommand %q (record or replay)", args[0])}
 }
 
 func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, stderr io.Writer) error {
@@ -71,10 +57,9 @@ func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, st
 		return err
 	}
 	defer os.RemoveAll(dataDir)
-	cfg := config.Default()
+	// dev's defaults trust loopback as a proxy, which lets a recorded event come "from" a public IP.
+	cfg := config.DevDefault()
 	cfg.HTTPAddr, cfg.TemporalListen, cfg.UIAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dataDir
-	// Trusting loopback as a proxy lets a recorded event come "from" a public IP.
-	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -90,7 +75,8 @@ func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, st
 		defer cancel()
 		_ = sys.Stop(stopCtx)
 	}()
-	written, err := histories.RecordAll(ctx, histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr}, dir, overwrite)
+	target := histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr}
+	written, err := histories.RecordAll(ctx, target, dir, overwrite)
 	for _, f := range written {
 		fmt.Fprintf(stdout, "recorded and replayed  %s\n", f)
 	}

@@ -19,6 +19,7 @@ import (
 	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/store"
+	"relay/internal/testenv"
 )
 
 // TestMain lets a test start this test binary as a real `relay` process (to kill it with
@@ -51,7 +52,7 @@ func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 		"GEOIP_API_URL="+env.Config.GeoIP.URL,
 		"KF_API_URL="+env.Config.KF.URL, "KF_API_KEY="+env.Config.KF.APIKey,
 	)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -68,6 +69,7 @@ func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 // accepted event still ends located, and the geolocation API never sees more than 5 calls
 // in a second.
 func TestWorkerKilledMidBurstLosesNothing(t *testing.T) {
+	testenv.EndToEnd(t)
 	env := relaytest.Start(t, relaytest.WithoutWorker(), relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.GeoIP.SubmitRate = 1000

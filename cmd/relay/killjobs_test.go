@@ -21,6 +21,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 )
 
 // Every job mid-flight when its worker is SIGKILLed: another worker, started at once,
@@ -29,6 +30,7 @@ import (
 // If the kill lands after the outage API took the POST but before Temporal heard of it,
 // the retry posts again: the same body, which replaces the site's list with the same list.
 func TestWorkerKilledMidJobFinishesEveryJob(t *testing.T) {
+	testenv.EndToEnd(t)
 	t.Parallel()
 	env := relaytest.Start(t, relaytest.WithoutWorker(), relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
@@ -92,7 +94,7 @@ var simLine = regexp.MustCompile(`simulator (\S+)\s+(http://\S+)`)
 // devProcess is `relay dev` running as a child process of the test.
 type devProcess struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.SyncBuffer
 	base string            // the HTTP API
 	sims map[string]string // simulator name → URL
 }
@@ -102,7 +104,7 @@ func startDevProcess(t *testing.T, args ...string) *devProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "RELAY_TEST_MAIN=dev "+strings.Join(args, " "), "RELAY_LOG_LEVEL=warn")
-	p := &devProcess{cmd: cmd, out: &syncBuffer{}, sims: map[string]string{}}
+	p := &devProcess{cmd: cmd, out: &testenv.SyncBuffer{}, sims: map[string]string{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -134,9 +136,10 @@ func startDevProcess(t *testing.T, args ...string) *devProcess {
 // `relay dev` SIGKILLed mid-job (an outage sync and events in flight) and started again on
 // the same data dir: the jobs finish, as if nothing had happened but a delay.
 func TestDevKilledMidJobFinishesAfterRestart(t *testing.T) {
+	testenv.EndToEnd(t)
 	t.Parallel()
 	dataDir := filepath.Join(t.TempDir(), "data")
-	args := []string{"--http-addr", "127.0.0.1:0", "--temporal-listen", freeAddr(t), "--ui-addr", "off",
+	args := []string{"--http-addr", "127.0.0.1:0", "--temporal-listen", testenv.FreeAddr(t), "--ui-addr", "off",
 		"--data-dir", dataDir, "--trusted-proxies", "127.0.0.1/32", "--sim-knobs", "latency=1500ms"}
 	dev := startDevProcess(t, args...)
 	client := &http.Client{Timeout: 30 * time.Second}

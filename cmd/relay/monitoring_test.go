@@ -21,6 +21,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 )
 
 // The monitoring half of docker-compose.yml, checked as data like the rest (no Docker
@@ -255,6 +256,7 @@ func exported(body string) map[string]map[string]bool {
 // job (one failure included), with the labels the dashboard groups and filters by: a
 // renamed metric or label fails here, not on someone's empty panel.
 func TestDashboardQueriesMetricsRelayExports(t *testing.T) {
+	testenv.EndToEnd(t)
 	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}))
@@ -284,8 +286,7 @@ func TestDashboardQueriesMetricsRelayExports(t *testing.T) {
 
 	// Metrics of work in flight appear as the work is done: wait for all of them.
 	var metrics map[string]map[string]bool
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testenv.WaitFor(t, 90*time.Second, func() error {
 		_, b := env.Do(t, http.MethodGet, "/metrics", nil)
 		metrics = exported(string(b))
 		var missing []string
@@ -294,14 +295,11 @@ func TestDashboardQueriesMetricsRelayExports(t *testing.T) {
 				missing = append(missing, name)
 			}
 		}
-		if len(missing) == 0 {
-			break
+		if len(missing) > 0 {
+			return testenv.Waitf("the dashboard queries metrics relay does not export: %v", missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard queries metrics relay does not export: %v", missing)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// Each label a query groups or filters by is one of its metrics' (or Prometheus's own).
 	for _, p := range d.queryPanels() {

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"relay/internal/config"
+	"relay/internal/relaytest"
 	"relay/internal/testenv"
 	"relay/workflows"
 )
@@ -33,39 +38,97 @@ func TestHelpAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"--help"}, noEnv, &out, &errOut))
 	assert.Contains(t, out.String(), "relay <command> [flags]")
+	for _, c := range commands {
+		assert.Contains(t, out.String(), "\n  "+c.name+" ", "relay --help lists %s", c.name)
+	}
 
 	for _, cmd := range []string{"dev", "server", "worker", "sim"} {
 		out.Reset()
 		require.NoError(t, run(context.Background(), []string{cmd, "--help"}, noEnv, &out, &errOut), cmd)
-		assert.Contains(t, out.String(), "Usage: relay "+cmd, cmd)
+		assert.Contains(t, out.String(), "Usage: relay "+cmd+" [flags]\n", cmd)
 		assert.Contains(t, out.String(), "(env ", cmd)
 	}
 	// Only dev has the embedded server's flags; only the worker and dev the upstreams'.
 	out.Reset()
-	require.NoError(t, run(context.Background(), []string{"server", "--help"}, noEnv, &out, &errOut))
+	require.NoError(t, run(context.Background(), []string{"server", "-h"}, noEnv, &out, &errOut))
 	assert.NotContains(t, out.String(), "-ui-addr")
 	assert.NotContains(t, out.String(), "-kf-api-key")
 	assert.Contains(t, out.String(), "-api-keys")
+
+	// A group's name alone, or with --help, shows its subcommands.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"history", "--help"}, noEnv, &out, &errOut))
+	assert.Contains(t, out.String(), "Usage: relay history <subcommand>")
+	assert.Regexp(t, `(?m)^  record\s+record every workflow's history`, out.String())
+	assert.Regexp(t, `(?m)^  replay\s+replay histories`, out.String())
+	for args, want := range map[string]string{
+		"history record --help": "Usage: relay history record [flags]\n",
+		"history replay -help":  "Usage: relay history replay FILE...\n",
+		"soak --help":           "Usage: relay soak [flags]\n",
+	} {
+		out.Reset()
+		require.NoError(t, run(context.Background(), strings.Fields(args), noEnv, &out, &errOut), args)
+		assert.Contains(t, out.String(), want, args)
+	}
+	assert.Empty(t, errOut.String(), "help goes to stdout")
 }
 
+// Every usage mistake is a *usageError (exit 2), one line that names what is wrong.
+func TestUsageMistakesAreOneLineAndExitCode2(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"no command":         {nil, "no command given (see 'relay --help')"},
+		"unknown command":    {[]string{"deploy"}, `unknown command "deploy", want one of dev, server, worker, sim, history, bench, soak`},
+		"bad flag value":     {[]string{"dev", "--http-addr", "nonsense"}, `dev: invalid value "nonsense" for flag -http-addr`},
+		"unknown flag":       {[]string{"server", "--nope"}, "server: flag provided but not defined: -nope (see 'relay server --help')"},
+		"flag of another":    {[]string{"sim", "--database-url", "sqlite:x"}, "-database-url"},
+		"stray argument":     {[]string{"dev", "extra"}, `dev: unexpected argument "extra"`},
+		"stray after flags":  {[]string{"worker", "--log-level", "warn", "x"}, `worker: unexpected argument "x"`},
+		"no subcommand":      {[]string{"history"}, "history: no subcommand given (record or replay) (see 'relay history --help')"},
+		"unknown subcommand": {[]string{"history", "rewind"}, `history: unknown subcommand "rewind" (record or replay)`},
+		"no history files":   {[]string{"history", "replay"}, "history replay: name at least one history file"},
+		"history flag":       {[]string{"history", "record", "--dirr", "x"}, "history record: flag provided but not defined: -dirr"},
+		"soak argument":      {[]string{"soak", "now"}, `soak: unexpected argument "now"`},
+		"soak bad flag":      {[]string{"soak", "--duration", "long"}, `soak: invalid value "long" for flag -duration`},
+		"bench scenario":     {[]string{"bench", "nonsense"}, `bench: unknown scenario "nonsense"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, noEnv, &out, &errOut)
+			require.Error(t, err)
+			var usageErr *usageError
+			assert.True(t, errors.As(err, &usageErr), "want a *usageError, got %T: %v", err, err)
+			assert.Equal(t, 2, exitCode(err))
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			assert.Empty(t, out.String(), "nothing on stdout")
+		})
+	}
+}
+
+// Bad configuration (a variable's value, a combination the command refuses) is a
+// *config.Error naming the variable: exit 2 as well, and one line.
 func TestBadConfigurationIsOneLineAndExitCode2(t *testing.T) {
 	cases := map[string]struct {
 		args []string
 		env  map[string]string
 		want string
 	}{
-		"no command":       {nil, nil, "no command given"},
-		"unknown command":  {[]string{"deploy"}, nil, `unknown command "deploy"`},
-		"bad flag value":   {[]string{"dev", "--http-addr", "nonsense"}, nil, "flag -http-addr"},
-		"unknown flag":     {[]string{"server", "--nope"}, nil, "-nope"},
-		"stray argument":   {[]string{"dev", "extra"}, nil, `unexpected argument "extra"`},
-		"bad env duration": {[]string{"dev"}, map[string]string{"C42_CACHE_TTL": "soon"}, "C42_CACHE_TTL"},
-		"bad env url":      {[]string{"worker"}, map[string]string{"KF_API_URL": "ftp://x"}, "KF_API_URL"},
+		"bad env duration": {[]string{"dev"}, map[string]string{"C42_CACHE_TTL": "soon"},
+			"dev: C42_CACHE_TTL: want a positive duration"},
+		"bad env url": {[]string{"worker"}, map[string]string{"KF_API_URL": "ftp://x"}, "KF_API_URL"},
+		"bad burst":   {[]string{"server"}, map[string]string{"RELAY_SUBMIT_BURST": "0"}, "RELAY_SUBMIT_BURST: want a positive"},
+		"bad cache size": {[]string{"server"}, map[string]string{"C42_CACHE_SIZE": "many"},
+			"C42_CACHE_SIZE: want a positive whole number"},
 		"worker needs urls": {[]string{"worker"}, map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:1"},
 			"INCIDENTS_API_URL: required"},
 		"public dev without key": {[]string{"dev", "--http-addr", "0.0.0.0:9000", "--data-dir", t.TempDir()}, nil,
 			"RELAY_API_KEYS"},
-		"bad sim knobs": {[]string{"sim"}, map[string]string{"RELAY_SIM_KNOBS": "geoip:speed=11"}, `unknown knob "speed"`},
+		"bad sim knobs": {[]string{"sim"}, map[string]string{"RELAY_SIM_KNOBS": "geoip:speed=11"},
+			`RELAY_SIM_KNOBS: geoip: unknown knob "speed"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,64 +137,94 @@ func TestBadConfigurationIsOneLineAndExitCode2(t *testing.T) {
 			require.Error(t, err)
 			var cfgErr *config.Error
 			assert.True(t, errors.As(err, &cfgErr), "want a *config.Error (exit code 2), got %T: %v", err, err)
+			assert.Equal(t, 2, exitCode(err))
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "\n", "one line")
 		})
 	}
 }
 
-// syncBuffer collects a command's stdout while the command runs in another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+func TestExitCodes(t *testing.T) {
+	assert.Equal(t, 0, exitCode(nil))
+	assert.Equal(t, 2, exitCode(usagef("bad")))
+	assert.Equal(t, 2, exitCode(&config.Error{Name: "X", Msg: "bad"}))
+	assert.Equal(t, 1, exitCode(errors.New("listen tcp: address already in use")))
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func TestParseFlagsTakesFlagsAnywhere(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a := fs.String("a", "", "")
+	b := fs.Bool("b", false, "")
+	args, err := parseFlags(fs, []string{"one", "-a", "x", "two", "-b", "--", "-three", "four"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"one", "two", "-three", "four"}, args)
+	assert.Equal(t, "x", *a)
+	assert.True(t, *b)
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// relay dev believes X-Forwarded-For from loopback unless RELAY_TRUSTED_PROXIES says
+// otherwise; relay server believes nobody unless told.
+func TestOnlyDevTrustsLoopbackProxiesByDefault(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	load := func(name string, env map[string]string, args ...string) config.Config {
+		t.Helper()
+		cmd, _, err := lookup([]string{name}, io.Discard, io.Discard)
+		require.NoError(t, err)
+		require.NotNil(t, cmd.config, name)
+		cfg := cmd.config.defaults()
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		require.NoError(t, config.Bind(fs, &cfg, cmd.config.groups).Load(args, envOf(env)))
+		return cfg
+	}
+	assert.Equal(t, loopback, load("dev", nil).TrustedProxies)
+	assert.Empty(t, load("server", nil).TrustedProxies)
+	ten := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	assert.Equal(t, ten, load("dev", map[string]string{"RELAY_TRUSTED_PROXIES": "10.0.0.0/8"}).TrustedProxies)
+	assert.Equal(t, ten, load("server", map[string]string{"RELAY_TRUSTED_PROXIES": "10.0.0.0/8"}).TrustedProxies)
+	assert.Empty(t, load("dev", nil, "--trusted-proxies=").TrustedProxies, "an empty flag: dev trusts nobody")
+
+	assert.Equal(t, "127.0.0.0/8, ::1 (dev default: X-Forwarded-For from loopback is believed)", describeProxies(loopback))
+	assert.Equal(t, "10.0.0.0/8, 192.0.2.7 (RELAY_TRUSTED_PROXIES)",
+		describeProxies(append(ten, netip.MustParsePrefix("192.0.2.7/32"))))
+	assert.Contains(t, describeProxies(nil), "none")
+
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"dev", "--help"}, noEnv, &out, io.Discard))
+	assert.Contains(t, out.String(), "(default 127.0.0.0/8,::1/128)")
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"server", "--help"}, noEnv, &out, io.Discard))
+	assert.NotContains(t, out.String(), "(default 127.0.0.0/8")
 }
 
 var httpLine = regexp.MustCompile(`HTTP API\s+http://(\S+)`)
 
 // startDev runs `relay dev` in the background and waits for /readyz; stop cancels it and
-// returns run's error.
-func startDev(t *testing.T, args []string, env map[string]string) (base string, stop func() error) {
+// returns run's error. It returns what relay dev printed so far, too.
+func startDev(t *testing.T, args []string, env map[string]string) (base string, out *testenv.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out = &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"dev"}, args...), envOf(env), out, testWriter{t}) }()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := httpLine.FindStringSubmatch(out.String()); m != nil {
-			base = "http://" + m[1]
-			if resp, err := http.Get(base + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-		}
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:
 			cancel()
 			t.Fatalf("relay dev stopped before it was ready: %v\nstdout:\n%s", err, out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("relay dev not ready after 30s; stdout:\n%s", out.String())
+		m := httpLine.FindStringSubmatch(out.String())
+		if m == nil {
+			return testenv.Waitf("no HTTP API address printed yet; stdout:\n%s", out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		base = "http://" + m[1]
+		if status := getStatus(http.DefaultClient, base+"/readyz"); status != http.StatusOK {
+			return testenv.Waitf("GET /readyz: %d", status)
+		}
+		return nil
+	})
 	for _, want := range []string{"Temporal", "simulator incidents", "simulator c42", "simulator geoip", "simulator kf"} {
 		assert.Contains(t, out.String(), want)
 	}
@@ -155,9 +248,10 @@ func startDev(t *testing.T, args []string, env map[string]string) (base string, 
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return base, stop
+	return base, out, stop
 }
 
+// testWriter sends a command's logs to the test log under go test -v.
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -167,22 +261,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // The durability promise at its smallest: a workflow sleeping on a timer when relay dev
 // stops completes after relay dev starts again on the same data dir.
 func TestDevStoppedMidWorkflowFinishesItAfterRestart(t *testing.T) {
+	testenv.EndToEnd(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	temporalAddr := freeAddr(t)
+	temporalAddr := testenv.FreeAddr(t)
 	args := []string{"--http-addr", "127.0.0.1:0", "--temporal-listen", temporalAddr, "--ui-addr", "off", "--data-dir", dataDir}
 
-	_, stop := startDev(t, args, nil)
+	_, _, stop := startDev(t, args, nil)
 	c, err := client.Dial(client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -195,7 +282,7 @@ func TestDevStoppedMidWorkflowFinishesItAfterRestart(t *testing.T) {
 	require.NoError(t, stop(), "graceful stop")
 
 	// The workflow is mid-sleep: nothing runs it until relay dev is back.
-	_, stop = startDev(t, args, nil)
+	_, _, stop = startDev(t, args, nil)
 	c, err = client.Dial(client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
 	require.NoError(t, err)
 	defer c.Close()
@@ -205,10 +292,43 @@ func TestDevStoppedMidWorkflowFinishesItAfterRestart(t *testing.T) {
 	require.NoError(t, stop())
 }
 
+// The README's geolocation example: on relay dev, an event submitted from this machine
+// with X-Forwarded-For is placed at that address, since dev believes loopback by default.
+func TestDevBelievesForwardedForFromLoopback(t *testing.T) {
+	testenv.EndToEnd(t)
+	base, out, stop := startDev(t, []string{"--http-addr", "127.0.0.1:0", "--temporal-listen", "127.0.0.1:0",
+		"--ui-addr", "off", "--data-dir", t.TempDir()}, nil)
+	assert.Regexp(t, `trusted proxies\s+127\.0\.0\.0/8, ::1 \(dev default: X-Forwarded-For from loopback is believed\)`,
+		out.String())
+
+	c := &http.Client{Timeout: 30 * time.Second}
+	id := submitFrom(t, c, base, "81.2.69.142")
+	var ev struct {
+		Data struct {
+			IP       string          `json:"ip"`
+			State    string          `json:"state"`
+			Location json.RawMessage `json:"location"`
+		} `json:"data"`
+	}
+	testenv.WaitFor(t, time.Minute, func() error {
+		if err := getJSON(c, base+"/event/"+id, &ev); err != nil {
+			return err
+		}
+		if ev.Data.State != "located" {
+			return testenv.Waitf("event %s is %s", id, ev.Data.State)
+		}
+		return nil
+	})
+	assert.Equal(t, "81.2.69.142", ev.Data.IP)
+	assert.Contains(t, string(ev.Data.Location), `"country"`)
+	require.NoError(t, stop())
+}
+
 // Production shape: `relay server` and `relay worker` as separate commands against one
 // Temporal server (here the test environment's embedded one).
 func TestServerAndWorkerCommandsAgainstATemporalServer(t *testing.T) {
-	env := testenv.Start(t)
+	testenv.EndToEnd(t)
+	env := relaytest.Start(t)
 	cfg := map[string]string{
 		"TEMPORAL_ADDRESS":  env.Config.TemporalAddress,
 		"DATABASE_URL":      "sqlite:" + filepath.Join(t.TempDir(), "relay.db"),
@@ -217,31 +337,32 @@ func TestServerAndWorkerCommandsAgainstATemporalServer(t *testing.T) {
 		"RELAY_HTTP_ADDR": "127.0.0.1:0",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	serverOut, workerOut := &syncBuffer{}, &syncBuffer{}
+	serverOut, workerOut := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	serverDone, workerDone := make(chan error, 1), make(chan error, 1)
 	go func() { serverDone <- run(ctx, []string{"server"}, envOf(cfg), serverOut, testWriter{t}) }()
 	go func() { workerDone <- run(ctx, []string{"worker"}, envOf(cfg), workerOut, testWriter{t}) }()
 
 	addr := regexp.MustCompile(`HTTP API on http://(\S+),`)
 	running := map[string]chan error{"server": serverDone, "worker": workerDone}
-	waitUntil(t, "relay server ready", running, func() bool {
+	waitRunning(t, running, func() error {
 		m := addr.FindStringSubmatch(serverOut.String())
 		if m == nil {
-			return false
+			return testenv.Waitf("relay server printed no address yet")
 		}
-		resp, err := http.Get("http://" + m[1] + "/readyz")
-		if err != nil {
-			return false
+		if status := getStatus(http.DefaultClient, "http://"+m[1]+"/readyz"); status != http.StatusOK {
+			return testenv.Waitf("relay server: GET /readyz: %d", status)
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return nil
 	})
-	waitUntil(t, "relay worker polling", running, func() bool {
-		return strings.Contains(workerOut.String(), "polling task queues")
+	waitRunning(t, running, func() error {
+		if !strings.Contains(workerOut.String(), "polling task queues") {
+			return testenv.Waitf("relay worker not polling yet")
+		}
+		return nil
 	})
 
 	cancel()
-	for name, done := range map[string]chan error{"server": serverDone, "worker": workerDone} {
+	for name, done := range running {
 		select {
 		case err := <-done:
 			assert.NoError(t, err, name)
@@ -251,20 +372,31 @@ func TestServerAndWorkerCommandsAgainstATemporalServer(t *testing.T) {
 	}
 }
 
-func TestSimCommandServesTheFourSimulators(t *testing.T) {
-	// relay sim uses fixed ports; skip nothing: if they are taken the test says so.
+// relay sim serves on fixed ports: they must be free, or the test says which is not.
+func requireSimPortsFree(t *testing.T) {
+	t.Helper()
 	for _, port := range []int{9101, 9102, 9103, 9104} {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		require.NoError(t, err, "relay sim needs port %d free", port)
 		l.Close()
 	}
+}
+
+func TestSimCommandServesTheFourSimulators(t *testing.T) {
+	requireSimPortsFree(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"sim"}, envOf(map[string]string{"RELAY_SIM_KNOBS": "latency=1ms;geoip:rate-limit=3"}), out, testWriter{t})
+		knobs := envOf(map[string]string{"RELAY_SIM_KNOBS": "latency=1ms;geoip:rate-limit=3"})
+		done <- run(ctx, []string{"sim"}, knobs, out, testWriter{t})
 	}()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "kf") }, 10*time.Second, 20*time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(out.String(), "kf") {
+			return testenv.Waitf("relay sim printed %q", out.String())
+		}
+		return nil
+	})
 	assert.Contains(t, out.String(), "http://127.0.0.1:9103")
 	assert.Contains(t, out.String(), "rate-limit=3")
 
@@ -281,24 +413,52 @@ func TestSimCommandServesTheFourSimulators(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond for up to 30 s; a command in running that stops meanwhile fails
-// the test with its error instead of a time-out.
-func waitUntil(t *testing.T, what string, running map[string]chan error, cond func() bool) {
+// A simulator port already taken is a failure to start (exit 1) that names the simulator
+// and the address, not a bad RELAY_SIM_KNOBS.
+func TestSimCommandPortTakenIsARuntimeFailure(t *testing.T) {
+	requireSimPortsFree(t)
+	l, err := net.Listen("tcp", "127.0.0.1:9103")
+	require.NoError(t, err)
+	defer l.Close()
+
+	err = run(context.Background(), []string{"sim"}, noEnv, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err), "%v", err)
+	assert.True(t, strings.HasPrefix(err.Error(), "start simulator geoip on 127.0.0.1:9103: listen tcp 127.0.0.1:9103: "),
+		err.Error())
+	assert.Contains(t, err.Error(), "address already in use")
+	assert.NotContains(t, err.Error(), "RELAY_SIM_KNOBS")
+	requireSimPortsFreeAgain(t)
+}
+
+// requireSimPortsFreeAgain checks that a failed start released the ports it had bound.
+func requireSimPortsFreeAgain(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
+	for _, port := range []int{9101, 9102} {
+		testenv.WaitFor(t, 2*time.Second, func() error {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				return err
+			}
+			return l.Close()
+		})
+	}
+}
+
+// waitRunning waits for check like testenv.WaitFor, for up to 30 s; a command in running
+// that stops meanwhile fails the test with its error instead of a time-out.
+func waitRunning(t *testing.T, running map[string]chan error, check func() error) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		for name, done := range running {
 			select {
 			case err := <-done:
-				t.Fatalf("waiting for %s: relay %s stopped: %v", what, name, err)
+				t.Fatalf("relay %s stopped: %v", name, err)
 			default:
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return check()
+	})
 }
 
 type quietLogger struct{}
@@ -311,13 +471,11 @@ func (quietLogger) Error(string, ...interface{}) {}
 // With TEMPORAL_ADDRESS set, dev embeds no server and uses that one (here the test
 // environment's), still starting the simulators, the worker and the API.
 func TestDevUsesTemporalAddressInsteadOfEmbedding(t *testing.T) {
-	env := testenv.Start(t)
-	base, stop := startDev(t, []string{"--http-addr", "127.0.0.1:0", "--ui-addr", "off", "--data-dir", t.TempDir()},
+	testenv.EndToEnd(t)
+	env := relaytest.Start(t)
+	base, _, stop := startDev(t, []string{"--http-addr", "127.0.0.1:0", "--ui-addr", "off", "--data-dir", t.TempDir()},
 		map[string]string{"TEMPORAL_ADDRESS": env.Config.TemporalAddress})
-	resp, err := http.Get(base + "/readyz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, http.StatusOK, getStatus(http.DefaultClient, base+"/readyz"))
 
 	// A ping started on that server is answered (by either worker polling it).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

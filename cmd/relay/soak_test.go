@@ -12,11 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/soak"
+	"relay/internal/testenv"
 )
 
 // A short soak: the command runs every route under faults, finishes what it accepted, and
 // reports (the README's two-minute soak is the same with the defaults).
 func TestSoakCommand(t *testing.T) {
+	testenv.EndToEnd(t)
 	jsonPath := filepath.Join(t.TempDir(), "soak.json")
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"soak", "--duration", "5s", "--rate", "20", "--json", jsonPath}, noEnv, &out, &errOut)

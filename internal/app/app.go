@@ -195,7 +195,10 @@ func (s *System) startSims() error {
 	}
 	fleet, err := sim.Start(cfg.SimListen, names, nil, cfg.SimKnobs)
 	if err != nil {
-		return &config.Error{Name: "RELAY_SIM_KNOBS", Msg: err.Error()}
+		if _, ok := errors.AsType[*sim.KnobsError](err); ok {
+			return &config.Error{Name: "RELAY_SIM_KNOBS", Msg: err.Error()}
+		}
+		return err // a port taken, say: a failure to start, not a configuration mistake
 	}
 	s.Sims = fleet
 	s.onStop(fleet.Close)
@@ -321,8 +324,9 @@ func (s *System) startHTTP() error {
 		TrustedProxies: s.Config.TrustedProxies,
 		OutagesSince:   s.Config.KF.OutagesSince,
 		EventCacheTTL:  s.Config.C42.CacheTTL,
+		EventCacheSize: s.Config.C42.CacheSize,
 		SubmitRate:     s.Config.GeoIP.SubmitRate,
-		SubmitBurst:    int(2 * s.Config.GeoIP.SubmitRate),
+		SubmitBurst:    s.Config.GeoIP.SubmitBurst,
 		// for the status page
 		TemporalUIURL:     s.Config.TemporalUIURL,
 		TemporalNamespace: s.Config.TemporalNamespace,

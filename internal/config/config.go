@@ -10,14 +10,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -69,6 +66,8 @@ type C42 struct {
 	URL      string
 	Token    string
 	CacheTTL time.Duration
+	// CacheSize bounds each relay server's in-memory cache of merged events, in entries.
+	CacheSize int
 }
 
 // GeoIP configures the geolocation API.
@@ -76,8 +75,10 @@ type GeoIP struct {
 	URL       string
 	RateLimit float64
 	CacheTTL  time.Duration // how long a located IP is reused
-	// SubmitRate is how many events one client may submit per second.
-	SubmitRate float64
+	// SubmitRate is how many events one client may submit per second; SubmitBurst is how
+	// many it may submit at once.
+	SubmitRate  float64
+	SubmitBurst int
 }
 
 // KF configures the outage API.
@@ -88,7 +89,7 @@ type KF struct {
 	OutagesSince time.Time
 }
 
-// Default returns the configuration used when nothing is set.
+// Default returns the configuration used when nothing is set: every default relay has.
 func Default() Config {
 	return Config{
 		HTTPAddr:          "127.0.0.1:9000",
@@ -96,12 +97,12 @@ func Default() Config {
 		TemporalNamespace: "default",
 		LogLevel:          "info",
 		LogFormat:         "text",
-		TemporalListen:    "127.0.0.1:7233",
+		TemporalListen:    DefaultTemporalAddress,
 		UIAddr:            "127.0.0.1:8233",
 		SimListen:         "127.0.0.1",
 		Incidents:         Incidents{RefreshInterval: 5 * time.Minute},
-		C42:               C42{CacheTTL: 252 * time.Second},
-		GeoIP:             GeoIP{RateLimit: 5, CacheTTL: 24 * time.Hour, SubmitRate: 20},
+		C42:               C42{CacheTTL: 252 * time.Second, CacheSize: 10_000},
+		GeoIP:             GeoIP{RateLimit: 5, CacheTTL: 24 * time.Hour, SubmitRate: 20, SubmitBurst: 40},
 		KF: KF{
 			SiteID:       "norwich-pear-tree",
 			OutagesSince: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -110,7 +111,18 @@ func Default() Config {
 	}
 }
 
-// DefaultTemporalAddress is the frontend that server and worker dial when TEMPORAL_ADDRESS is empty.
+// DevDefault is Default with the one default only relay dev has: it believes
+// X-Forwarded-For from loopback, so that a request made on this machine with that header
+// (curl -H 'X-Forwarded-For: 81.2.69.142' ...) stands for a client anywhere. relay server
+// trusts no proxy unless RELAY_TRUSTED_PROXIES names it.
+func DevDefault() Config {
+	c := Default()
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	return c
+}
+
+// DefaultTemporalAddress is the frontend that server and worker dial when TEMPORAL_ADDRESS
+// is empty, and where dev's embedded one listens.
 const DefaultTemporalAddress = "127.0.0.1:7233"
 
 // Group says which commands a setting belongs to.
@@ -139,11 +151,12 @@ func (e *Error) Error() string {
 	return e.Name + ": " + e.Msg
 }
 
+// setting is one variable and its flag.
 type setting struct {
 	env    string
 	usage  string
 	group  Group
-	secret bool
+	secret bool // masked in logs and --help, and may come from NAME_FILE
 	field  func(c *Config) value
 }
 
@@ -151,38 +164,83 @@ func (s setting) flagName() string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s.env, "RELAY_")), "_", "-")
 }
 
+// settings are every variable relay reads, in the order of the README's table. usage is the
+// flag's help: its `quoted` word names the value in --help.
 var settings = []setting{
-	{"RELAY_HTTP_ADDR", "HTTP API listen `address`", HTTP, false, func(c *Config) value { return addrValue{&c.HTTPAddr} }},
-	{"RELAY_DATA_DIR", "`dir`ectory where dev keeps its SQLite files (Temporal and app data)", Embedded | Store, false, func(c *Config) value { return stringValue{&c.DataDir} }},
-	{"DATABASE_URL", "application database `url`: postgres://… selects PostgreSQL (default: SQLite in the data dir)", Store, true, func(c *Config) value { return dbURLValue{&c.DatabaseURL} }},
-	{"TEMPORAL_ADDRESS", "Temporal frontend `host:port` (dev: empty runs an embedded server; others: " + DefaultTemporalAddress + ")", Common, false, func(c *Config) value { return optAddrValue{&c.TemporalAddress} }},
-	{"TEMPORAL_NAMESPACE", "Temporal `namespace`", Common, false, func(c *Config) value { return stringValue{&c.TemporalNamespace} }},
-	{"RELAY_LOG_LEVEL", "log `level`: debug, info, warn or error", Common | Sim, false, func(c *Config) value { return oneOfValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}} }},
-	{"RELAY_LOG_FORMAT", "log `format`: text or json", Common | Sim, false, func(c *Config) value { return oneOfValue{&c.LogFormat, []string{"text", "json"}} }},
-	{"RELAY_API_KEYS", "comma-separated API `keys`; when set, every route but /healthz needs 'Authorization: Bearer <key>'", HTTP, true, func(c *Config) value { return listValue{&c.APIKeys} }},
-	{"RELAY_TRUSTED_PROXIES", "comma-separated `CIDRs` whose X-Forwarded-For is believed", HTTP, false, func(c *Config) value { return cidrsValue{&c.TrustedProxies} }},
-	{"RELAY_TEMPORAL_UI_URL", "Temporal Web UI base `URL` the status page links runs to (dev: the embedded UI)", HTTP, false, func(c *Config) value { return urlValue{&c.TemporalUIURL} }},
-	{"RELAY_METRICS_ADDR", "also serve /metrics, without API keys, on this listen `address` (a worker's only HTTP listener)", Common, false, func(c *Config) value { return optAddrValue{&c.MetricsAddr} }},
-	{"RELAY_TEMPORAL_LISTEN", "dev: embedded Temporal frontend listen `address` (port 0 picks a free one)", Embedded, false, func(c *Config) value { return addrValue{&c.TemporalListen} }},
-	{"RELAY_UI_ADDR", "dev: Temporal Web UI listen `address`, or 'off'", Embedded, false, func(c *Config) value { return uiAddrValue{&c.UIAddr} }},
-	{"RELAY_SIM_KNOBS", "simulator fault `knobs`, e.g. 'latency=50ms;geoip:hiccup-rate=0.1,hiccup-delay=5s' (see README)", Sim, false, func(c *Config) value { return stringValue{&c.SimKnobs} }},
-	{"RELAY_SIM_LISTEN", "simulators' listen `host` (sim: ports 9101-9104; dev: free ports)", Sim, false, func(c *Config) value { return stringValue{&c.SimListen} }},
-	{"INCIDENTS_API_URL", "security incidents API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.Incidents.URL} }},
-	{"INCIDENTS_API_USER", "security incidents API `user`", Upstream, false, func(c *Config) value { return stringValue{&c.Incidents.User} }},
-	{"INCIDENTS_API_PASSWORD", "security incidents API `password`", Upstream, true, func(c *Config) value { return stringValue{&c.Incidents.Password} }},
-	{"INCIDENTS_REFRESH_INTERVAL", "how often the incident snapshot is rebuilt (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.Incidents.RefreshInterval} }},
-	{"C42_API_URL", "calendar API base `URL`, without /api/v2 (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.C42.URL} }},
-	{"C42_API_TOKEN", "calendar API `token`", Upstream, true, func(c *Config) value { return stringValue{&c.C42.Token} }},
-	{"C42_CACHE_TTL", "how long a merged event is served from cache (a `duration`)", HTTP, false, func(c *Config) value { return durationValue{&c.C42.CacheTTL} }},
-	{"GEOIP_API_URL", "geolocation API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.GeoIP.URL} }},
-	{"GEOIP_RATE_LIMIT", "`requests` per second the geolocation API allows", Upstream | HTTP, false, func(c *Config) value { return rateValue{&c.GeoIP.RateLimit} }},
-	{"GEOIP_CACHE_TTL", "how long a located IP is reused without asking the geolocation API (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.GeoIP.CacheTTL} }},
-	{"RELAY_SUBMIT_RATE_LIMIT", "event `submissions` per second allowed per client IP", HTTP, false, func(c *Config) value { return rateValue{&c.GeoIP.SubmitRate} }},
-	{"KF_API_URL", "outage API base `URL` (dev: built-in simulator)", Upstream, false, func(c *Config) value { return urlValue{&c.KF.URL} }},
-	{"KF_API_KEY", "outage API `key`", Upstream, true, func(c *Config) value { return stringValue{&c.KF.APIKey} }},
-	{"KF_SITE_ID", "`site` synced by default", Upstream | HTTP, false, func(c *Config) value { return stringValue{&c.KF.SiteID} }},
-	{"KF_OUTAGES_SINCE", "default cutoff for kept outages (an RFC 3339 `time`)", Upstream | HTTP, false, func(c *Config) value { return timeValue{&c.KF.OutagesSince} }},
-	{"RELAY_UPSTREAM_TIMEOUT", "how long one upstream call may take before it is cut off and retried (a `duration`)", Upstream, false, func(c *Config) value { return durationValue{&c.UpstreamTimeout} }},
+	{env: "RELAY_HTTP_ADDR", usage: "HTTP API listen `address`", group: HTTP,
+		field: func(c *Config) value { return addrValue{&c.HTTPAddr} }},
+	{env: "RELAY_DATA_DIR", usage: "`dir`ectory where dev keeps its SQLite files (Temporal and app data)",
+		group: Embedded | Store, field: func(c *Config) value { return stringValue{&c.DataDir} }},
+	{env: "DATABASE_URL",
+		usage: "application database `url`: postgres://… selects PostgreSQL (default: SQLite in the data dir)",
+		group: Store, secret: true, field: func(c *Config) value { return dbURLValue{&c.DatabaseURL} }},
+	{env: "TEMPORAL_ADDRESS",
+		usage: "Temporal frontend `host:port` (dev: empty runs an embedded server; others: " + DefaultTemporalAddress + ")",
+		group: Common, field: func(c *Config) value { return optAddrValue{&c.TemporalAddress} }},
+	{env: "TEMPORAL_NAMESPACE", usage: "Temporal `namespace`", group: Common,
+		field: func(c *Config) value { return stringValue{&c.TemporalNamespace} }},
+	{env: "RELAY_LOG_LEVEL", usage: "log `level`: debug, info, warn or error", group: Common | Sim,
+		field: func(c *Config) value { return oneOfValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}} }},
+	{env: "RELAY_LOG_FORMAT", usage: "log `format`: text or json", group: Common | Sim,
+		field: func(c *Config) value { return oneOfValue{&c.LogFormat, []string{"text", "json"}} }},
+	{env: "RELAY_API_KEYS",
+		usage: "comma-separated API `keys`; when set, every route but /healthz needs 'Authorization: Bearer <key>'",
+		group: HTTP, secret: true, field: func(c *Config) value { return listValue{&c.APIKeys} }},
+	{env: "RELAY_TRUSTED_PROXIES",
+		usage: "comma-separated `CIDRs` whose X-Forwarded-For is believed (dev: loopback unless set)",
+		group: HTTP, field: func(c *Config) value { return cidrsValue{&c.TrustedProxies} }},
+	{env: "RELAY_TEMPORAL_UI_URL",
+		usage: "Temporal Web UI base `URL` the status page links runs to (dev: the embedded UI)",
+		group: HTTP, field: func(c *Config) value { return urlValue{&c.TemporalUIURL} }},
+	{env: "RELAY_METRICS_ADDR",
+		usage: "also serve /metrics, without API keys, on this listen `address` (a worker's only HTTP listener)",
+		group: Common, field: func(c *Config) value { return optAddrValue{&c.MetricsAddr} }},
+	{env: "RELAY_TEMPORAL_LISTEN", usage: "dev: embedded Temporal frontend listen `address` (port 0 picks a free one)",
+		group: Embedded, field: func(c *Config) value { return addrValue{&c.TemporalListen} }},
+	{env: "RELAY_UI_ADDR", usage: "dev: Temporal Web UI listen `address`, or 'off'", group: Embedded,
+		field: func(c *Config) value { return uiAddrValue{&c.UIAddr} }},
+	{env: "RELAY_SIM_KNOBS",
+		usage: "simulator fault `knobs`, e.g. 'latency=50ms;geoip:hiccup-rate=0.1,hiccup-delay=5s' (see README)",
+		group: Sim, field: func(c *Config) value { return stringValue{&c.SimKnobs} }},
+	{env: "RELAY_SIM_LISTEN", usage: "simulators' listen `host` (sim: ports 9101-9104; dev: free ports)", group: Sim,
+		field: func(c *Config) value { return stringValue{&c.SimListen} }},
+	{env: "INCIDENTS_API_URL", usage: "security incidents API base `URL` (dev: built-in simulator)", group: Upstream,
+		field: func(c *Config) value { return urlValue{&c.Incidents.URL} }},
+	{env: "INCIDENTS_API_USER", usage: "security incidents API `user`", group: Upstream,
+		field: func(c *Config) value { return stringValue{&c.Incidents.User} }},
+	{env: "INCIDENTS_API_PASSWORD", usage: "security incidents API `password`", group: Upstream, secret: true,
+		field: func(c *Config) value { return stringValue{&c.Incidents.Password} }},
+	{env: "INCIDENTS_REFRESH_INTERVAL", usage: "how often the incident snapshot is rebuilt (a `duration`)",
+		group: Upstream, field: func(c *Config) value { return durationValue{&c.Incidents.RefreshInterval} }},
+	{env: "C42_API_URL", usage: "calendar API base `URL`, without /api/v2 (dev: built-in simulator)", group: Upstream,
+		field: func(c *Config) value { return urlValue{&c.C42.URL} }},
+	{env: "C42_API_TOKEN", usage: "calendar API `token`", group: Upstream, secret: true,
+		field: func(c *Config) value { return stringValue{&c.C42.Token} }},
+	{env: "C42_CACHE_TTL", usage: "how long a merged event is served from cache (a `duration`)", group: HTTP,
+		field: func(c *Config) value { return durationValue{&c.C42.CacheTTL} }},
+	{env: "C42_CACHE_SIZE", usage: "how many merged events one relay server keeps in memory (`entries`)", group: HTTP,
+		field: func(c *Config) value { return positiveIntValue{&c.C42.CacheSize} }},
+	{env: "GEOIP_API_URL", usage: "geolocation API base `URL` (dev: built-in simulator)", group: Upstream,
+		field: func(c *Config) value { return urlValue{&c.GeoIP.URL} }},
+	{env: "GEOIP_RATE_LIMIT", usage: "`requests` per second the geolocation API allows", group: Upstream | HTTP,
+		field: func(c *Config) value { return rateValue{&c.GeoIP.RateLimit} }},
+	{env: "GEOIP_CACHE_TTL", usage: "how long a located IP is reused without asking the geolocation API (a `duration`)",
+		group: Upstream, field: func(c *Config) value { return durationValue{&c.GeoIP.CacheTTL} }},
+	{env: "RELAY_SUBMIT_RATE_LIMIT", usage: "event `submissions` per second allowed per client IP", group: HTTP,
+		field: func(c *Config) value { return rateValue{&c.GeoIP.SubmitRate} }},
+	{env: "RELAY_SUBMIT_BURST", usage: "event `submissions` one client IP may make at once, above its rate", group: HTTP,
+		field: func(c *Config) value { return positiveIntValue{&c.GeoIP.SubmitBurst} }},
+	{env: "KF_API_URL", usage: "outage API base `URL` (dev: built-in simulator)", group: Upstream,
+		field: func(c *Config) value { return urlValue{&c.KF.URL} }},
+	{env: "KF_API_KEY", usage: "outage API `key`", group: Upstream, secret: true,
+		field: func(c *Config) value { return stringValue{&c.KF.APIKey} }},
+	{env: "KF_SITE_ID", usage: "`site` synced by default", group: Upstream | HTTP,
+		field: func(c *Config) value { return stringValue{&c.KF.SiteID} }},
+	{env: "KF_OUTAGES_SINCE", usage: "default cutoff for kept outages (an RFC 3339 `time`)", group: Upstream | HTTP,
+		field: func(c *Config) value { return timeValue{&c.KF.OutagesSince} }},
+	{env: "RELAY_UPSTREAM_TIMEOUT",
+		usage: "how long one upstream call may take before it is cut off and retried (a `duration`)",
+		group: Upstream, field: func(c *Config) value { return durationValue{&c.UpstreamTimeout} }},
 }
 
 // Loader binds the settings of some groups to a flag set, then reads flags and environment.
@@ -219,6 +277,12 @@ func (l *Loader) Load(args []string, getenv func(string) string) error {
 	if l.fs.NArg() > 0 {
 		return &Error{Msg: fmt.Sprintf("unexpected argument %q", l.fs.Arg(0))}
 	}
+	return l.ReadEnv(getenv)
+}
+
+// ReadEnv fills every setting that no flag gave from getenv, for a caller that parsed the
+// flag set itself. A bad value comes back as *Error naming the variable.
+func (l *Loader) ReadEnv(getenv func(string) string) error {
 	given := map[string]bool{}
 	l.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, s := range settings {
@@ -290,222 +354,4 @@ func (c *Config) Redacted(groups Group) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// value is a flag.Value over one Config field.
-type value interface {
-	String() string
-	Set(string) error
-}
-
-// flagValue hides a secret's value from --help.
-type flagValue struct {
-	value
-	secret bool
-}
-
-func (f flagValue) String() string {
-	if f.value == nil || f.secret {
-		return ""
-	}
-	return f.value.String()
-}
-
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-type addrValue struct{ p *string }
-
-func (v addrValue) String() string { return stringValue(v).String() }
-func (v addrValue) Set(s string) error {
-	if _, port, err := net.SplitHostPort(s); err != nil {
-		return fmt.Errorf("want host:port, got %q", s)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("invalid port in %q", s)
-	}
-	*v.p = s
-	return nil
-}
-
-type optAddrValue struct{ p *string }
-
-func (v optAddrValue) String() string { return stringValue(v).String() }
-func (v optAddrValue) Set(s string) error {
-	if s == "" {
-		*v.p = ""
-		return nil
-	}
-	return addrValue(v).Set(s)
-}
-
-type uiAddrValue struct{ p *string }
-
-func (v uiAddrValue) String() string { return stringValue(v).String() }
-func (v uiAddrValue) Set(s string) error {
-	if s == "off" {
-		*v.p = ""
-		return nil
-	}
-	return addrValue(v).Set(s)
-}
-
-type oneOfValue struct {
-	p      *string
-	values []string
-}
-
-func (v oneOfValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v oneOfValue) Set(s string) error {
-	for _, ok := range v.values {
-		if s == ok {
-			*v.p = s
-			return nil
-		}
-	}
-	return fmt.Errorf("want one of %s, got %q", strings.Join(v.values, ", "), s)
-}
-
-type urlValue struct{ p *string }
-
-func (v urlValue) String() string { return stringValue(v).String() }
-func (v urlValue) Set(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("want an http(s) URL, got %q", s)
-	}
-	*v.p = strings.TrimRight(s, "/")
-	return nil
-}
-
-type dbURLValue struct{ p *string }
-
-func (v dbURLValue) String() string { return stringValue(v).String() }
-func (v dbURLValue) Set(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL") // never echo it: it may hold a password
-	}
-	switch u.Scheme {
-	case "postgres", "postgresql", "sqlite", "file":
-	default:
-		return fmt.Errorf("want postgres://… or sqlite:<path>, got scheme %q", u.Scheme)
-	}
-	*v.p = s
-	return nil
-}
-
-type listValue struct{ p *[]string }
-
-func (v listValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strings.Join(*v.p, ",")
-}
-func (v listValue) Set(s string) error {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	*v.p = out
-	return nil
-}
-
-type cidrsValue struct{ p *[]netip.Prefix }
-
-func (v cidrsValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	parts := make([]string, len(*v.p))
-	for i, p := range *v.p {
-		parts[i] = p.String()
-	}
-	return strings.Join(parts, ",")
-}
-func (v cidrsValue) Set(s string) error {
-	var out []netip.Prefix
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(item)
-		if err != nil {
-			// A bare address means that one host.
-			a, aerr := netip.ParseAddr(item)
-			if aerr != nil {
-				return fmt.Errorf("want CIDRs like 10.0.0.0/8, got %q", item)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	*v.p = out
-	return nil
-}
-
-type durationValue struct{ p *time.Duration }
-
-func (v durationValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("want a positive duration like 90s or 5m, got %q", s)
-	}
-	*v.p = d
-	return nil
-}
-
-type rateValue struct{ p *float64 }
-
-func (v rateValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.FormatFloat(*v.p, 'g', -1, 64)
-}
-func (v rateValue) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(f > 0) || math.IsInf(f, 0) { // !(f > 0) also refuses NaN
-		return fmt.Errorf("want a positive number of requests per second, got %q", s)
-	}
-	*v.p = f
-	return nil
-}
-
-type timeValue struct{ p *time.Time }
-
-func (v timeValue) String() string {
-	if v.p == nil || v.p.IsZero() {
-		return ""
-	}
-	return v.p.UTC().Format("2006-01-02T15:04:05.000Z07:00")
-}
-func (v timeValue) Set(s string) error {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return fmt.Errorf("want an RFC 3339 time like 2022-01-01T00:00:00.000Z, got %q", s)
-	}
-	*v.p = t
-	return nil
 }

@@ -79,9 +79,11 @@ func TestDefaults(t *testing.T) {
 		{"SimListen", cfg.SimListen, "127.0.0.1"},
 		{"Incidents.RefreshInterval", cfg.Incidents.RefreshInterval, 5 * time.Minute},
 		{"C42.CacheTTL", cfg.C42.CacheTTL, 252 * time.Second},
+		{"C42.CacheSize", cfg.C42.CacheSize, 10_000},
 		{"GeoIP.RateLimit", cfg.GeoIP.RateLimit, 5.0},
 		{"GeoIP.CacheTTL", cfg.GeoIP.CacheTTL, 24 * time.Hour},
 		{"GeoIP.SubmitRate", cfg.GeoIP.SubmitRate, 20.0},
+		{"GeoIP.SubmitBurst", cfg.GeoIP.SubmitBurst, 40},
 		{"KF.SiteID", cfg.KF.SiteID, "norwich-pear-tree"},
 		{"KF.OutagesSince", cfg.KF.OutagesSince, time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
@@ -91,6 +93,46 @@ func TestDefaults(t *testing.T) {
 		})
 	}
 	assert.Equal(t, "127.0.0.1:7233", DefaultTemporalAddress)
+}
+
+// relay dev believes X-Forwarded-For from loopback unless told otherwise; Default (relay
+// server's) believes nobody. A setting given wins over either, an empty one leaves it.
+func TestDevDefaultTrustsLoopbackOnly(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	assert.Equal(t, loopback, DevDefault().TrustedProxies)
+	assert.Nil(t, Default().TrustedProxies)
+
+	dev := DevDefault()
+	dev.TrustedProxies = nil
+	assert.Equal(t, Default(), dev, "the trusted proxies are dev's only default of its own")
+
+	loadDev := func(args []string, env map[string]string) Config {
+		cfg := DevDefault()
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		require.NoError(t, Bind(fs, &cfg, allGroups).Load(args, newFakeEnv(env).getenv))
+		return cfg
+	}
+	assert.Equal(t, loopback, loadDev(nil, nil).TrustedProxies)
+	assert.Equal(t, loopback, loadDev(nil, map[string]string{"RELAY_TRUSTED_PROXIES": ""}).TrustedProxies)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		loadDev(nil, map[string]string{"RELAY_TRUSTED_PROXIES": "10.0.0.0/8"}).TrustedProxies)
+	assert.Empty(t, loadDev([]string{"--trusted-proxies="}, nil).TrustedProxies, "an empty flag trusts nobody")
+}
+
+// ReadEnv is Load for a caller that parsed the flags itself.
+func TestReadEnvAfterParse(t *testing.T) {
+	cfg := Default()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	l := Bind(fs, &cfg, HTTP)
+	require.NoError(t, fs.Parse([]string{"--http-addr", "127.0.0.1:1"}))
+	env := map[string]string{"RELAY_HTTP_ADDR": "127.0.0.1:2", "RELAY_SUBMIT_BURST": "3"}
+	require.NoError(t, l.ReadEnv(newFakeEnv(env).getenv))
+	assert.Equal(t, "127.0.0.1:1", cfg.HTTPAddr, "the flag wins")
+	assert.Equal(t, 3, cfg.GeoIP.SubmitBurst)
+
+	err := l.ReadEnv(newFakeEnv(map[string]string{"C42_CACHE_SIZE": "none"}).getenv)
+	requireConfigError(t, err, "C42_CACHE_SIZE")
 }
 
 func TestDefaultReturnsFreshValues(t *testing.T) {
@@ -181,10 +223,12 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"C42_API_URL":                "https://c42.example/base//",
 		"C42_API_TOKEN":              "tok",
 		"C42_CACHE_TTL":              "1m",
+		"C42_CACHE_SIZE":             "500",
 		"GEOIP_API_URL":              "http://geoip.example:8080",
 		"GEOIP_RATE_LIMIT":           "2.5",
 		"GEOIP_CACHE_TTL":            "1h",
 		"RELAY_SUBMIT_RATE_LIMIT":    "7",
+		"RELAY_SUBMIT_BURST":         "9",
 		"KF_API_URL":                 "https://kf.example",
 		"KF_API_KEY":                 "key",
 		"KF_SITE_ID":                 "kingfisher",
@@ -207,17 +251,18 @@ func TestEnvSetsEverySetting(t *testing.T) {
 			netip.MustParsePrefix("fd00::/8"),
 			netip.MustParsePrefix("::1/128"),
 		},
-		LogLevel:        "debug",
-		LogFormat:       "json",
-		TemporalUIURL:   "https://temporal-ui.example",
-		MetricsAddr:     "0.0.0.0:9090",
-		TemporalListen:  "127.0.0.1:0",
-		UIAddr:          "127.0.0.1:18233",
-		SimKnobs:        "latency=50ms",
-		SimListen:       "0.0.0.0",
-		Incidents:       Incidents{URL: "http://incidents.example", User: "user", Password: "pw", RefreshInterval: 90 * time.Second},
-		C42:             C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute},
-		GeoIP:           GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour, SubmitRate: 7},
+		LogLevel:       "debug",
+		LogFormat:      "json",
+		TemporalUIURL:  "https://temporal-ui.example",
+		MetricsAddr:    "0.0.0.0:9090",
+		TemporalListen: "127.0.0.1:0",
+		UIAddr:         "127.0.0.1:18233",
+		SimKnobs:       "latency=50ms",
+		SimListen:      "0.0.0.0",
+		Incidents:      Incidents{URL: "http://incidents.example", User: "user", Password: "pw", RefreshInterval: 90 * time.Second},
+		C42:            C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute, CacheSize: 500},
+		GeoIP: GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour,
+			SubmitRate: 7, SubmitBurst: 9},
 		KF:              KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher"},
 		UpstreamTimeout: 12 * time.Second,
 	}
@@ -323,6 +368,12 @@ func TestEnvParseErrors(t *testing.T) {
 		{"GEOIP_RATE_LIMIT", "0", []string{"want a positive number", `"0"`}},
 		{"GEOIP_RATE_LIMIT", "-3", []string{"want a positive number"}},
 		{"GEOIP_RATE_LIMIT", "fast", []string{"want a positive number", `"fast"`}},
+		// whole numbers
+		{"RELAY_SUBMIT_BURST", "0", []string{"want a positive whole number", `"0"`}},
+		{"RELAY_SUBMIT_BURST", "-5", []string{"want a positive whole number", `"-5"`}},
+		{"RELAY_SUBMIT_BURST", "2.5", []string{"want a positive whole number"}},
+		{"C42_CACHE_SIZE", "lots", []string{"want a positive whole number", `"lots"`}},
+		{"C42_CACHE_SIZE", "0", []string{"want a positive whole number"}},
 		// times
 		{"KF_OUTAGES_SINCE", "2022-01-01", []string{"want an RFC 3339 time", `"2022-01-01"`}},
 		{"KF_OUTAGES_SINCE", "yesterday", []string{"want an RFC 3339 time"}},

@@ -347,7 +347,7 @@ func (a *C42API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c42Error(w, http.StatusNotFound, fmt.Sprintf("no event with id %q", id))
 			return
 		}
-		kfWrite(w, e.body)
+		writeEncoded(w, e.body)
 	default:
 		c42Error(w, http.StatusNotFound, "no such route: "+r.Method+" "+path)
 	}
@@ -394,7 +394,7 @@ func (a *C42API) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 	buf.WriteString(`],"meta_data":`)
 	buf.Write(mustJSON(c42Meta{Count: len(subs), Offset: &offset, SyncToken: a.syncToken}))
 	buf.WriteByte('}')
-	kfWrite(w, buf.Bytes())
+	writeEncoded(w, buf.Bytes())
 }
 
 // c42EventIDsParam reads event_ids, which must be one event id in brackets: [<id>].

@@ -20,12 +20,20 @@ type Fleet struct {
 	servers []*http.Server
 }
 
+// KnobsError is a knob spec Start cannot apply: a mistake in the configuration (in relay,
+// RELAY_SIM_KNOBS), not a failure to serve.
+type KnobsError struct{ Err error }
+
+func (e *KnobsError) Error() string { return e.Err.Error() }
+func (e *KnobsError) Unwrap() error { return e.Err }
+
 // Start serves the named simulators on host; ports maps a name to its port (0 or
-// missing: a free one). spec sets knobs, see ParseSpec.
+// missing: a free one). spec sets knobs, see ParseSpec; a bad one is a *KnobsError. Any
+// other error says which simulator failed to start where, e.g. a port already taken.
 func Start(host string, names []string, ports map[string]int, spec string) (*Fleet, error) {
 	all, each, err := ParseSpec(spec, Names)
 	if err != nil {
-		return nil, err
+		return nil, &KnobsError{err}
 	}
 	ups := Upstreams()
 	f := &Fleet{sims: map[string]*Sim{}, urls: map[string]string{}}
@@ -38,12 +46,13 @@ func Start(host string, names []string, ports map[string]int, spec string) (*Fle
 		s, err := New(up, joinList(all, each[name]))
 		if err != nil {
 			f.Close(context.Background())
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, &KnobsError{fmt.Errorf("%s: %w", name, err)}
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(ports[name])))
+		addr := net.JoinHostPort(host, strconv.Itoa(ports[name]))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			f.Close(context.Background())
-			return nil, fmt.Errorf("%s simulator: %w", name, err)
+			return nil, fmt.Errorf("start simulator %s on %s: %w", name, addr, err)
 		}
 		srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(l)

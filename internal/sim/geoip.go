@@ -154,19 +154,19 @@ func (a *GeoIPAPI) Placeable(ip string) bool {
 // ServeHTTP answers the geolocation routes; the framework has already applied the faults.
 func (a *GeoIPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != geoInfoPath {
-		kfError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
+		writeMessageError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 		return
 	}
-	if !kfAllow(w, r, http.MethodGet) {
+	if !allowMethod(w, r, http.MethodGet) {
 		return
 	}
 	addr, err := geoIPParam(r.URL.RawQuery)
 	if err != nil {
-		kfError(w, http.StatusBadRequest, err.Error())
+		writeMessageError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if what := geoUnplaceable(addr); what != "" {
-		kfError(w, http.StatusInternalServerError, fmt.Sprintf("cannot place %s: it is %s", addr, what))
+		writeMessageError(w, http.StatusInternalServerError, fmt.Sprintf("cannot place %s: it is %s", addr, what))
 		return
 	}
 	writeJSON(w, http.StatusOK, a.place(addr))

@@ -551,22 +551,22 @@ func (a *IncidentsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
 	case path == "/identities":
-		if kfAllow(w, r, http.MethodGet) {
-			kfWrite(w, a.identities)
+		if allowMethod(w, r, http.MethodGet) {
+			writeEncoded(w, a.identities)
 		}
 	case strings.HasPrefix(path, incidentsPrefix) && incTypeSegment(path) != "":
-		if !kfAllow(w, r, http.MethodGet) {
+		if !allowMethod(w, r, http.MethodGet) {
 			return
 		}
 		typ := incTypeSegment(path)
 		body, ok := a.lists[typ]
 		if !ok {
-			kfError(w, http.StatusNotFound, fmt.Sprintf("no incident type %q (known: %s)", typ, strings.Join(IncidentTypes, ", ")))
+			writeMessageError(w, http.StatusNotFound, fmt.Sprintf("no incident type %q (known: %s)", typ, strings.Join(IncidentTypes, ", ")))
 			return
 		}
-		kfWrite(w, body)
+		writeEncoded(w, body)
 	default:
-		kfError(w, http.StatusNotFound, "no such route: "+r.Method+" "+path)
+		writeMessageError(w, http.StatusNotFound, "no such route: "+r.Method+" "+path)
 	}
 }
 

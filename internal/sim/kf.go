@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"relay/internal/timefmt"
 )
 
 // The KF simulator (spec/upstreams.md §4): outages of devices, sites owning devices, and a
@@ -102,7 +104,6 @@ var (
 )
 
 const (
-	kfLayoutMillis  = "2006-01-02T15:04:05.000Z07:00"
 	kfLayoutSeconds = "2006-01-02T15:04:05Z07:00"
 )
 
@@ -247,12 +248,12 @@ func kfGenerate(seed uint64, size int) ([]kfSite, []kfOutage) {
 func kfFormat(rng *rand.Rand, t time.Time) (string, time.Time) {
 	switch p := rng.IntN(100); {
 	case p < 75:
-		return t.UTC().Format(kfLayoutMillis), t
+		return timefmt.Millis(t), t
 	case p < 85:
 		t = t.Truncate(time.Second)
 		return t.UTC().Format(kfLayoutSeconds), t
 	case p < 95:
-		return t.In(kfZones[rng.IntN(len(kfZones))]).Format(kfLayoutMillis), t
+		return t.In(kfZones[rng.IntN(len(kfZones))]).Format(timefmt.RFC3339Millis), t
 	default:
 		t = t.Truncate(time.Second)
 		return t.In(kfZones[rng.IntN(len(kfZones))]).Format(kfLayoutSeconds), t
@@ -265,19 +266,6 @@ func kfUUID(rng *rand.Rand) string {
 	hi = hi&^0xf000 | 0x4000         // version 4
 	lo = lo&^(0xc<<60) | (0x8 << 60) // variant 10
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", hi>>32, hi>>16&0xffff, hi&0xffff, lo>>48, lo&0xffffffffffff)
-}
-
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only plain structs of strings are encoded here
-	}
-	return b
 }
 
 // Posts returns a copy of the POSTs answered so far, in order.
@@ -312,26 +300,26 @@ func (a *KFAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
 	case path == "/outages":
-		if kfAllow(w, r, http.MethodGet) {
-			kfWrite(w, a.body)
+		if allowMethod(w, r, http.MethodGet) {
+			writeEncoded(w, a.body)
 		}
 	case strings.HasPrefix(path, "/site-info/") && kfSegment(path, "/site-info/") != "":
-		if !kfAllow(w, r, http.MethodGet) {
+		if !allowMethod(w, r, http.MethodGet) {
 			return
 		}
 		site := kfSegment(path, "/site-info/")
 		body, ok := a.siteInfo[site]
 		if !ok {
-			kfError(w, http.StatusNotFound, fmt.Sprintf("no such site %q", site))
+			writeMessageError(w, http.StatusNotFound, fmt.Sprintf("no such site %q", site))
 			return
 		}
-		kfWrite(w, body)
+		writeEncoded(w, body)
 	case strings.HasPrefix(path, "/site-outages/") && kfSegment(path, "/site-outages/") != "":
-		if kfAllow(w, r, http.MethodPost) {
+		if allowMethod(w, r, http.MethodPost) {
 			a.postSiteOutages(w, r, kfSegment(path, "/site-outages/"))
 		}
 	default:
-		kfError(w, http.StatusNotFound, "no such route: "+r.Method+" "+path)
+		writeMessageError(w, http.StatusNotFound, "no such route: "+r.Method+" "+path)
 	}
 }
 
@@ -359,10 +347,10 @@ func (a *KFAPI) postSiteOutages(w http.ResponseWriter, r *http.Request, site str
 	a.posts = append(a.posts, KFPost{Site: site, Body: body, Status: status, At: time.Now()})
 	a.mu.Unlock()
 	if status != http.StatusOK {
-		kfError(w, status, msg)
+		writeMessageError(w, status, msg)
 		return
 	}
-	kfWrite(w, []byte("{}"))
+	writeEncoded(w, []byte("{}"))
 }
 
 // kfParse reads a body that must be a JSON array of objects with exactly the string
@@ -517,25 +505,4 @@ func kfSegment(path, prefix string) string {
 		return ""
 	}
 	return rest
-}
-
-// kfAllow answers 405 unless r uses method.
-func kfAllow(w http.ResponseWriter, r *http.Request, method string) bool {
-	if r.Method == method {
-		return true
-	}
-	w.Header().Set("Allow", method)
-	kfError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s, use %s", r.Method, r.URL.Path, method))
-	return false
-}
-
-func kfError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, messageBody(status, msg))
-}
-
-// kfWrite answers 200 with a body encoded beforehand.
-func kfWrite(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
 }

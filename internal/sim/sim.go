@@ -12,7 +12,6 @@
 package sim
 
 import (
-	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -345,13 +344,6 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// writeJSON answers with v as JSON; simulators use it for every API answer.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 type statusRecorder struct {

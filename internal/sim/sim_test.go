@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"relay/internal/testenv"
 )
 
 // okRoutes stands in for an upstream's routes: 200 with the knobs the data was built from.
@@ -702,13 +705,13 @@ func TestDeterminism(t *testing.T) {
 	assert.Equal(t, a, statuses(t, urlD, n))
 }
 
-// freePort finds a port nobody listens on right now.
+// freePort is the port of testenv.FreeAddr: one nobody listened on a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, p, err := net.SplitHostPort(testenv.FreeAddr(t))
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
+	port, err := strconv.Atoi(p)
+	require.NoError(t, err)
 	return port
 }
 
@@ -785,12 +788,13 @@ func TestFleetErrors(t *testing.T) {
 		names []string
 		spec  string
 		msg   string
+		knobs bool // a *KnobsError: the spec is wrong, not the call
 	}{
-		{"unknown name", []string{"nope"}, "", `unknown simulator "nope"`},
-		{"unknown after a good one", []string{GeoIP, "nope"}, "", `unknown simulator "nope"`},
-		{"bad spec", []string{GeoIP}, "latency=soon", "knob latency"},
-		{"unknown name in spec", []string{GeoIP}, "nope:latency=1s", `unknown simulator "nope"`},
-		{"bad knob for a named sim", []string{KF}, "kf:failure-rate=3", "kf: "},
+		{"unknown name", []string{"nope"}, "", `unknown simulator "nope"`, false},
+		{"unknown after a good one", []string{GeoIP, "nope"}, "", `unknown simulator "nope"`, false},
+		{"bad spec", []string{GeoIP}, "latency=soon", "knob latency", true},
+		{"unknown name in spec", []string{GeoIP}, "nope:latency=1s", `unknown simulator "nope"`, true},
+		{"bad knob for a named sim", []string{KF}, "kf:failure-rate=3", "kf: ", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -798,6 +802,8 @@ func TestFleetErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, f)
 			assert.Contains(t, err.Error(), tt.msg)
+			var knobsErr *KnobsError
+			assert.Equal(t, tt.knobs, errors.As(err, &knobsErr), "%T: %v", err, err)
 		})
 	}
 }
@@ -823,10 +829,14 @@ func TestFleetPortInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	f, err := Start("127.0.0.1", []string{C42}, map[string]int{C42: port}, "")
+	f, err := Start("127.0.0.1", []string{C42}, map[string]int{C42: port}, "latency=1ms")
 	require.Error(t, err)
 	assert.Nil(t, f)
-	assert.Contains(t, err.Error(), "c42 simulator")
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	assert.True(t, strings.HasPrefix(err.Error(), "start simulator c42 on "+addr+": listen tcp "+addr+": "), err.Error())
+	assert.Contains(t, err.Error(), "address already in use")
+	var knobsErr *KnobsError
+	assert.False(t, errors.As(err, &knobsErr), "a taken port is no knob mistake")
 }
 
 func TestEmptyHeaderCredentialsLetNobodyIn(t *testing.T) {

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"relay/internal/timefmt"
+)
+
+// The flag.Value types of the settings: each parses one kind of value into one Config
+// field, and its error says what it wants and what it got (never a secret's value).
+
+// value is a flag.Value over one Config field.
+type value interface {
+	String() string
+	Set(string) error
+}
+
+// flagValue hides a secret's value from --help.
+type flagValue struct {
+	value
+	secret bool
+}
+
+func (f flagValue) String() string {
+	if f.value == nil || f.secret {
+		return ""
+	}
+	return f.value.String()
+}
+
+type stringValue struct{ p *string }
+
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v stringValue) Set(s string) error { *v.p = s; return nil }
+
+type addrValue struct{ p *string }
+
+func (v addrValue) String() string { return stringValue(v).String() }
+func (v addrValue) Set(s string) error {
+	if _, port, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("want host:port, got %q", s)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port in %q", s)
+	}
+	*v.p = s
+	return nil
+}
+
+type optAddrValue struct{ p *string }
+
+func (v optAddrValue) String() string { return stringValue(v).String() }
+func (v optAddrValue) Set(s string) error {
+	if s == "" {
+		*v.p = ""
+		return nil
+	}
+	return addrValue(v).Set(s)
+}
+
+type uiAddrValue struct{ p *string }
+
+func (v uiAddrValue) String() string { return stringValue(v).String() }
+func (v uiAddrValue) Set(s string) error {
+	if s == "off" {
+		*v.p = ""
+		return nil
+	}
+	return addrValue(v).Set(s)
+}
+
+type oneOfValue struct {
+	p      *string
+	values []string
+}
+
+func (v oneOfValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v oneOfValue) Set(s string) error {
+	for _, ok := range v.values {
+		if s == ok {
+			*v.p = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s, got %q", strings.Join(v.values, ", "), s)
+}
+
+type urlValue struct{ p *string }
+
+func (v urlValue) String() string { return stringValue(v).String() }
+func (v urlValue) Set(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http(s) URL, got %q", s)
+	}
+	*v.p = strings.TrimRight(s, "/")
+	return nil
+}
+
+type dbURLValue struct{ p *string }
+
+func (v dbURLValue) String() string { return stringValue(v).String() }
+func (v dbURLValue) Set(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL") // never echo it: it may hold a password
+	}
+	switch u.Scheme {
+	case "postgres", "postgresql", "sqlite", "file":
+	default:
+		return fmt.Errorf("want postgres://… or sqlite:<path>, got scheme %q", u.Scheme)
+	}
+	*v.p = s
+	return nil
+}
+
+type listValue struct{ p *[]string }
+
+func (v listValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
+}
+func (v listValue) Set(s string) error {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	*v.p = out
+	return nil
+}
+
+type cidrsValue struct{ p *[]netip.Prefix }
+
+func (v cidrsValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	parts := make([]string, len(*v.p))
+	for i, p := range *v.p {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+func (v cidrsValue) Set(s string) error {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			// A bare address means that one host.
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return fmt.Errorf("want CIDRs like 10.0.0.0/8, got %q", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	*v.p = out
+	return nil
+}
+
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration like 90s or 5m, got %q", s)
+	}
+	*v.p = d
+	return nil
+}
+
+type rateValue struct{ p *float64 }
+
+func (v rateValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+func (v rateValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0) || math.IsInf(f, 0) { // !(f > 0) also refuses NaN
+		return fmt.Errorf("want a positive number of requests per second, got %q", s)
+	}
+	*v.p = f
+	return nil
+}
+
+type timeValue struct{ p *time.Time }
+
+func (v timeValue) String() string {
+	if v.p == nil || v.p.IsZero() {
+		return ""
+	}
+	return timefmt.Millis(*v.p)
+}
+func (v timeValue) Set(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("want an RFC 3339 time like 2022-01-01T00:00:00.000Z, got %q", s)
+	}
+	*v.p = t
+	return nil
+}
+
+type positiveIntValue struct{ p *int }
+
+func (v positiveIntValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v positiveIntValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive whole number, got %q", s)
+	}
+	*v.p = n
+	return nil
+}
