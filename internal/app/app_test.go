@@ -12,9 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -117,11 +119,17 @@ func TestAPIKeysGuardEveryRouteButHealthz(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
+// Refused before anything starts, so this one runs under -short too.
 func TestDevRefusesPublicAddressWithoutAPIKey(t *testing.T) {
 	cfg := config.Default()
 	cfg.HTTPAddr = "0.0.0.0:0"
 	cfg.DataDir = t.TempDir()
-	_, err := startDev(t, cfg)
+	parts := app.Dev
+	parts.InMemory = true
+	sys, err := app.Start(t.Context(), cfg, parts, testenv.Logger(t))
+	if err == nil {
+		t.Cleanup(func() { _ = sys.Stop(context.Background()) })
+	}
 	var cfgErr *config.Error
 	require.ErrorAs(t, err, &cfgErr)
 	assert.Equal(t, "RELAY_HTTP_ADDR", cfgErr.Name)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"relay/internal/relaytest"
+	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -58,6 +59,7 @@ func readmeCLICommands(t *testing.T) []string {
 // run as written against a running relay. Set RELAY_TEST_TEMPORAL_CLI to the CLI binary
 // (go install github.com/temporalio/cli/cmd/temporal@v1.5.1); .ci/run does.
 func TestReadmeTemporalCLICommands(t *testing.T) {
+	testenv.EndToEnd(t)
 	cli := os.Getenv("RELAY_TEST_TEMPORAL_CLI")
 	if cli == "" {
 		t.Skip("set RELAY_TEST_TEMPORAL_CLI to the temporal CLI binary to run the README's CLI commands " +

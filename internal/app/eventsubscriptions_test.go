@@ -150,6 +150,7 @@ func TestBadEventIDNeverReachesTheUpstream(t *testing.T) {
 }
 
 func TestUpstreamFailuresMapToGatewayErrors(t *testing.T) {
+	testenv.EndToEnd(t)
 	cases := map[string]struct {
 		knobs  string
 		status int

@@ -16,6 +16,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 )
 
 // The fault matrix (RELIABILITY.md): every job, run end to end while every upstream
@@ -23,6 +24,7 @@ import (
 // nothing is done twice except where the upstream did the work and its answer was lost
 // on the way (then the repeat is the same idempotent POST).
 func TestUpstreamFaultMatrix(t *testing.T) {
+	testenv.EndToEnd(t)
 	faults := []struct {
 		name  string
 		knobs string // for every simulator at once

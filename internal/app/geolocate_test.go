@@ -68,22 +68,24 @@ func getEventView(t *testing.T, env *relaytest.Env, id string) eventView {
 // waitLocated polls until no event is pending.
 func waitLocated(t *testing.T, env *relaytest.Env, ids []string, within time.Duration) map[string]eventView {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	out := map[string]eventView{}
-	for {
+	testenv.WaitFor(t, within, func() error {
+		var pending []string
 		for _, id := range ids {
 			if _, done := out[id]; !done {
 				if v := getEventView(t, env, id); v.State != "pending" {
 					out[id] = v
+				} else {
+					pending = append(pending, id)
 				}
 			}
 		}
-		if len(out) == len(ids) {
-			return out
+		if len(pending) > 0 {
+			return testenv.Waitf("%d of %d events still pending, the first %s", len(pending), len(ids), pending[0])
 		}
-		require.True(t, time.Now().Before(deadline), "%d of %d events still pending", len(ids)-len(out), len(ids))
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
+	return out
 }
 
 // A burst from many clients: every event is accepted at once, visible as pending, and ends

@@ -11,8 +11,10 @@ import (
 )
 
 // startDev runs app.Start for dev in memory and stops whatever started when the test ends.
+// It is end-to-end: skipped under -short.
 func startDev(t *testing.T, cfg config.Config) (*app.System, error) {
 	t.Helper()
+	testenv.EndToEnd(t)
 	parts := app.Dev
 	parts.InMemory = true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

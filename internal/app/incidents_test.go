@@ -18,6 +18,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -29,16 +30,17 @@ type priorityGroup struct {
 // waitSnapshot polls GET /incidents until a snapshot is served.
 func waitSnapshot(t *testing.T, env *relaytest.Env) *http.Response {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, _ := env.Do(t, http.MethodGet, "/incidents", nil)
+	var resp *http.Response
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		var body []byte
+		resp, body = env.Do(t, http.MethodGet, "/incidents", nil)
 		if resp.StatusCode == http.StatusOK {
-			return resp
+			return nil
 		}
-		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-		require.True(t, time.Now().Before(deadline), "no incident snapshot after 90 s")
-		time.Sleep(200 * time.Millisecond)
-	}
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "GET /incidents before the first snapshot: %s", body)
+		return testenv.Waitf("no incident snapshot yet: GET /incidents answers %d", resp.StatusCode)
+	})
+	return resp
 }
 
 func incidentsAPI(t *testing.T, env *relaytest.Env) *sim.IncidentsAPI {
@@ -180,15 +182,13 @@ func TestIncidentsRefreshIsServedAtOnce(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(b, &started))
 	require.NoError(t, env.Client.GetWorkflow(context.Background(), started.WorkflowID, started.RunID).Get(context.Background(), nil))
-	published := time.Now()
-	for {
+	testenv.WaitFor(t, 3*time.Second, func() error {
 		resp, _ = env.Do(t, http.MethodGet, "/incidents", nil)
-		if resp.Header.Get("Last-Modified") != first {
-			break
+		if modified := resp.Header.Get("Last-Modified"); modified == first {
+			return testenv.Waitf("new snapshot not served: GET /incidents still has Last-Modified %s", modified)
 		}
-		require.Less(t, time.Since(published), 3*time.Second, "new snapshot not served")
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestIncidentsAre503BeforeTheFirstSnapshot(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 	"relay/server"
 )
 
@@ -228,16 +229,15 @@ func TestOpenAPIDocumentMatchesTheRunningAPI(t *testing.T) {
 	})
 
 	t.Run("incidents", func(t *testing.T) {
-		deadline := time.Now().Add(90 * time.Second)
-		for { // 503 with Retry-After until the refresh triggered at start has published
-			resp, _ := oc.do(t, exchange{method: "GET", path: "/incidents", header: []string{"Accept-Encoding", "identity"}})
+		// 503 with Retry-After until the refresh triggered at start has published.
+		testenv.WaitFor(t, 90*time.Second, func() error {
+			resp, body := oc.do(t, exchange{method: "GET", path: "/incidents", header: []string{"Accept-Encoding", "identity"}})
 			if resp.StatusCode == http.StatusOK {
-				break
+				return nil
 			}
-			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-			require.True(t, time.Now().Before(deadline), "no incident snapshot after 90 s")
-			time.Sleep(200 * time.Millisecond)
-		}
+			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+			return testenv.Waitf("no incident snapshot yet: GET /incidents answers %d", resp.StatusCode)
+		})
 		resp, _ := oc.do(t, exchange{method: "GET", path: "/incidents", header: []string{"Accept-Encoding", "gzip"}, want: 200})
 		assert.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
 		etag := resp.Header.Get("ETag")
@@ -292,17 +292,15 @@ func TestOpenAPIDocumentMatchesTheRunningAPI(t *testing.T) {
 		oc.do(t, exchange{method: "GET", path: "/event/" + first + "/", want: 200})
 		oc.do(t, exchange{method: "GET", path: "/event/not_a_task_id", want: 400, docRejects: true})
 		oc.do(t, exchange{method: "GET", path: "/event/00000000-0000-0000-0000-000000000000", want: 404})
-		deadline := time.Now().Add(time.Minute)
-		for { // a located event shows its location
+		testenv.WaitFor(t, time.Minute, func() error { // a located event shows its location
 			_, body := oc.do(t, exchange{method: "GET", path: "/event/" + located, want: 200})
 			state := decodeAnswer[eventAnswer](t, body).Data.State
 			if state == "located" {
-				break
+				return nil
 			}
 			require.Equal(t, "pending", state, string(body))
-			require.True(t, time.Now().Before(deadline), "event %s not located after a minute", located)
-			time.Sleep(100 * time.Millisecond)
-		}
+			return testenv.Waitf("event %s not located yet: %s", located, body)
+		})
 
 		_, body = oc.do(t, exchange{method: "GET", path: "/events?limit=1", want: 200})
 		next := decodeAnswer[struct {
@@ -329,17 +327,16 @@ func TestOpenAPIDocumentMatchesTheRunningAPI(t *testing.T) {
 		oc.do(t, exchange{method: "POST", path: "/sites/" + site + "/outage-sync", body: `{"since":"2022-01-01T00:00:00.000Z"}`, want: 202})
 		oc.do(t, exchange{method: "POST", path: "/sites/unknown-site/outage-sync", want: 202}) // fails upstream: 404
 		for _, s := range []struct{ site, state string }{{site, "completed"}, {"unknown-site", "failed"}} {
-			deadline := time.Now().Add(2 * time.Minute)
-			for {
-				_, body := oc.do(t, exchange{method: "GET", path: "/sites/" + s.site + "/outage-sync", want: 200})
-				state := decodeAnswer[struct{ State string }](t, body).State
-				if state != "running" {
-					assert.Equal(t, s.state, state, string(body))
-					break
+			var state string
+			var body []byte
+			testenv.WaitFor(t, 2*time.Minute, func() error {
+				_, body = oc.do(t, exchange{method: "GET", path: "/sites/" + s.site + "/outage-sync", want: 200})
+				if state = decodeAnswer[struct{ State string }](t, body).State; state == "running" {
+					return testenv.Waitf("sync of %s still running", s.site)
 				}
-				require.True(t, time.Now().Before(deadline), "sync of %s still running after 2 minutes", s.site)
-				time.Sleep(100 * time.Millisecond)
-			}
+				return nil
+			})
+			assert.Equal(t, s.state, state, string(body))
 		}
 	})
 

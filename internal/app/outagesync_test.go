@@ -13,6 +13,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 )
 
 type syncStatus struct {
@@ -57,18 +58,18 @@ func startSync(t *testing.T, env *relaytest.Env, site, body string) (string, str
 // waitSync polls GET until the site's sync is no longer running.
 func waitSync(t *testing.T, env *relaytest.Env, site string) syncStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	var st syncStatus
+	testenv.WaitFor(t, 2*time.Minute, func() error {
 		resp, b := env.Do(t, http.MethodGet, "/sites/"+site+"/outage-sync", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
-		var st syncStatus
+		st = syncStatus{}
 		require.NoError(t, json.Unmarshal(b, &st), string(b))
-		if st.State != "running" {
-			return st
+		if st.State == "running" {
+			return testenv.Waitf("sync of %s still running (run %s)", site, st.RunID)
 		}
-		require.True(t, time.Now().Before(deadline), "sync of %s still running after 2 minutes", site)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 // With 30% of the outage API's calls failing 500, the sync still posts exactly the right

@@ -17,6 +17,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/store/storetest"
+	"relay/internal/testenv"
 )
 
 // postgresRestartEnv names the shell command that restarts the PostgreSQL server of
@@ -29,6 +30,7 @@ const postgresRestartEnv = "RELAY_TEST_POSTGRES_RESTART"
 // Retry-After, never a 500; every accepted event ends located; the API and the worker
 // reconnect by themselves.
 func TestPostgresRestartedUnderLoad(t *testing.T) {
+	testenv.EndToEnd(t)
 	restart := os.Getenv(postgresRestartEnv)
 	if restart == "" {
 		t.Skipf("set %s to a command that restarts the PostgreSQL of %s (.ci/run sets "+

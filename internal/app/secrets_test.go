@@ -35,6 +35,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
+	"relay/internal/testenv"
 	"relay/workflows"
 )
 
@@ -171,31 +172,12 @@ func historyEventHaystacks(where string, ev *historypb.HistoryEvent) []haystack 
 	return []haystack{{name + " (json)", js}, {name + " (binary)", wire}}
 }
 
-// leakLog is a concurrency-safe buffer for relay's log.
-type leakLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *leakLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *leakLog) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Len()
-}
-
-func (l *leakLog) lines() []haystack {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logLines is each line of relay's log, a haystack of its own.
+func logLines(log string) []haystack {
 	var out []haystack
-	for i, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
-		if len(line) > 0 {
-			out = append(out, haystack{fmt.Sprintf("log line %d", i+1), bytes.Clone(line)})
+	for i, line := range strings.Split(log, "\n") {
+		if line != "" {
+			out = append(out, haystack{fmt.Sprintf("log line %d", i+1), []byte(line)})
 		}
 	}
 	return out
@@ -258,6 +240,7 @@ func (c *leakClient) expect(t *testing.T, status int, method, path, body string,
 // set by RELAY_SIM_KNOBS (which dev hands to its worker), once with the upstreams
 // configured as in production, the secrets read from *_FILE and the environment.
 func TestNoSecretLeaks(t *testing.T) {
+	testenv.EndToEnd(t) // before the second run's simulators start
 	groups := config.Common | config.HTTP | config.Store | config.Upstream | config.Embedded | config.Sim
 	common := func() map[string]string {
 		return map[string]string{
@@ -311,7 +294,7 @@ func TestNoSecretLeaks(t *testing.T) {
 // runs the jobs and searches. fleet is the upstreams' simulators when the test runs them
 // itself (nil: dev's own).
 func runLeakCheck(t *testing.T, groups config.Group, getenv map[string]string, fleet *sim.Fleet) {
-	logs := &leakLog{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var loaded config.Config
 	env := relaytest.Start(t, relaytest.WithLogger(logger), relaytest.WithConfig(func(c *config.Config) {
@@ -352,7 +335,9 @@ func runLeakCheck(t *testing.T, groups config.Group, getenv map[string]string, f
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	hay := append(c.seen, haystack{"/metrics", metrics}, haystack{"/metrics of RELAY_METRICS_ADDR", ownMetrics})
 	hay = append(hay, temporalHaystacks(t, env)...)
-	hay = append(hay, logs.lines()...) // last: the log of everything above
+	log := logs.String() // last: the log of everything above
+	lines := logLines(log)
+	hay = append(hay, lines...)
 
 	kinds := map[string]bool{}
 	var leaks []string
@@ -367,7 +352,7 @@ func runLeakCheck(t *testing.T, groups config.Group, getenv map[string]string, f
 	for _, kind := range []string{"log", "answer", "history"} {
 		assert.True(t, kinds[kind], "the canary planted in a %s was not found: the search is broken", kind)
 	}
-	t.Logf("searched %d haystacks (%d log lines, %d KiB of log)", len(hay), len(logs.lines()), logs.size()>>10)
+	t.Logf("searched %d haystacks (%d log lines, %d KiB of log)", len(hay), len(lines), len(log)>>10)
 	if len(leaks) > 0 {
 		t.Errorf("secrets leaked in %d places:\n%s", len(leaks), strings.Join(leaks[:min(len(leaks), 40)], "\n"))
 	}
@@ -382,14 +367,12 @@ func runEveryJob(t *testing.T, env *relaytest.Env, c *leakClient, fleet *sim.Fle
 	}
 
 	// Incidents: the refresh the worker triggers at start, then one asked for.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if resp, _ := c.do(t, http.MethodGet, "/incidents", ""); resp.StatusCode == http.StatusOK {
-			break
+	testenv.WaitFor(t, 90*time.Second, func() error {
+		if resp, _ := c.do(t, http.MethodGet, "/incidents", ""); resp.StatusCode != http.StatusOK {
+			return testenv.Waitf("no incident snapshot yet: GET /incidents answers %d", resp.StatusCode)
 		}
-		require.True(t, time.Now().Before(deadline), "no incident snapshot after 90 s")
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	c.expect(t, http.StatusOK, http.MethodGet, "/incidents", "", "Accept-Encoding", "gzip")
 	c.expect(t, http.StatusOK, http.MethodHead, "/incidents", "")
 	refresh := startedRun(t, c.expect(t, http.StatusAccepted, http.MethodPost, "/incidents/refresh", ""))
@@ -418,21 +401,19 @@ func runEveryJob(t *testing.T, env *relaytest.Env, c *leakClient, fleet *sim.Fle
 	}
 	geo, _ := fleet.Sim(sim.GeoIP).Routes().(*sim.GeoIPAPI)
 	for i, id := range ids {
-		deadline := time.Now().Add(time.Minute)
-		for {
-			var v struct {
-				Data eventView `json:"data"`
-			}
+		var v struct {
+			Data eventView `json:"data"`
+		}
+		testenv.WaitFor(t, time.Minute, func() error {
 			require.NoError(t, json.Unmarshal(c.expect(t, http.StatusOK, http.MethodGet, "/event/"+id, ""), &v))
-			if v.Data.State != "pending" {
-				assert.Equal(t, ips[i], v.Data.IP, "the client behind the trusted proxy")
-				if geo != nil && geo.Placeable(ips[i]) {
-					assert.Equal(t, "located", v.Data.State, ips[i])
-				}
-				break
+			if v.Data.State == "pending" {
+				return testenv.Waitf("event %s from %s still pending", id, ips[i])
 			}
-			require.True(t, time.Now().Before(deadline), "event %s still pending", id)
-			time.Sleep(200 * time.Millisecond)
+			return nil
+		})
+		assert.Equal(t, ips[i], v.Data.IP, "the client behind the trusted proxy")
+		if geo != nil && geo.Placeable(ips[i]) {
+			assert.Equal(t, "located", v.Data.State, ips[i])
 		}
 	}
 	c.expect(t, http.StatusOK, http.MethodGet, "/events?limit=10", "")
@@ -504,16 +485,16 @@ func startedRun(t *testing.T, body []byte) leakRun {
 
 func waitLeakSync(t *testing.T, c *leakClient, site string) syncStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var st syncStatus
+	var st syncStatus
+	testenv.WaitFor(t, 2*time.Minute, func() error {
+		st = syncStatus{}
 		require.NoError(t, json.Unmarshal(c.expect(t, http.StatusOK, http.MethodGet, "/sites/"+site+"/outage-sync", ""), &st))
-		if st.State != "running" {
-			return st
+		if st.State == "running" {
+			return testenv.Waitf("sync of %s still running (run %s)", site, st.RunID)
 		}
-		require.True(t, time.Now().Before(deadline), "sync of %s still running after 2 minutes", site)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 // temporalHaystacks is everything relay gave Temporal: the schedule, and every workflow
@@ -534,10 +515,9 @@ func temporalHaystacks(t *testing.T, env *relaytest.Env) []haystack {
 
 	// Visibility lags the runs a little: wait until every run has closed and is listed so.
 	var runs []*workflowservice.ListWorkflowExecutionsResponse
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.WaitFor(t, time.Minute, func() error {
 		runs = runs[:0]
-		open := 0
+		var open []string
 		var token []byte
 		for {
 			resp, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -547,19 +527,18 @@ func temporalHaystacks(t *testing.T, env *relaytest.Env) []haystack {
 			runs = append(runs, resp)
 			for _, e := range resp.GetExecutions() {
 				if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-					open++
+					open = append(open, e.GetExecution().GetWorkflowId())
 				}
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break
 			}
 		}
-		if open == 0 {
-			break
+		if len(open) > 0 {
+			return testenv.Waitf("%d workflows still running: %v", len(open), open[:min(len(open), 10)])
 		}
-		require.True(t, time.Now().Before(deadline), "%d workflows still running after a minute", open)
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 
 	types := map[string]int{}
 	for _, page := range runs {

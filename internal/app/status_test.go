@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/png"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -15,10 +14,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
+
 	"relay/activities"
 	"relay/internal/app"
 	"relay/internal/config"
@@ -27,10 +31,6 @@ import (
 	"relay/internal/sim"
 	"relay/internal/testenv"
 	"relay/workflows"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
 )
 
 // chromiumEnv names the browser binary the status page test runs; artifactsEnv the
@@ -104,6 +104,7 @@ func artifactsDir(t *testing.T) string {
 // The status page, loaded in a real browser from a running relay whose every job has run:
 // each panel shows the numbers relay itself reports, and a screenshot is kept.
 func TestStatusPageInChromium(t *testing.T) {
+	testenv.EndToEnd(t) // first: in CI chromium fails the test when RELAY_TEST_CHROMIUM is unset
 	bin := chromium(t)
 	const uiURL = "http://temporal-ui.test:8233"
 	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) {
@@ -145,7 +146,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	mergeRun := describeRun(t, env, workflows.EventSubscriptionsWorkflowID(teamSync))
 	geoRuns := map[string]string{}
 	for _, task := range tasks {
-		geoRuns[workflows.GeoEventWorkflowID(task)] = describeRun(t, env, workflows.GeoEventWorkflowID(task))
+		geoRuns[workflows.GeolocateWorkflowID(task)] = describeRun(t, env, workflows.GeolocateWorkflowID(task))
 	}
 	geoCalls := 0
 	counts, err := env.Store.SlotsPerSecond(ctx, activities.GeoRateKey, time.Now().Add(-5*time.Minute), time.Now())
@@ -253,25 +254,24 @@ func TestStatusPageInChromium(t *testing.T) {
 // latestRun is the run id of a workflow type's newest run, from Temporal's visibility.
 func latestRun(t *testing.T, env *relaytest.Env, workflowType string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var newest string
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		resp, err := env.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf("WorkflowType = '%s'", workflowType),
 		})
 		require.NoError(t, err)
-		var newest string
 		var newestStart time.Time
 		for _, e := range resp.GetExecutions() {
 			if s := e.GetStartTime().AsTime(); newest == "" || s.After(newestStart) {
 				newest, newestStart = e.GetExecution().GetRunId(), s
 			}
 		}
-		if newest != "" {
-			return newest
+		if newest == "" {
+			return testenv.Waitf("no %s run in visibility yet", workflowType)
 		}
-		require.True(t, time.Now().Before(deadline), "no %s run in visibility after 30 s", workflowType)
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
+	return newest
 }
 
 func describeRun(t *testing.T, env *relaytest.Env, workflowID string) string {
@@ -284,16 +284,14 @@ func describeRun(t *testing.T, env *relaytest.Env, workflowID string) string {
 // waitPage polls GET / until ok says the page is complete.
 func waitPage(t *testing.T, env *relaytest.Env, ok func(page string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
+	testenv.WaitFor(t, 45*time.Second, func() error {
 		resp, body := env.Do(t, http.MethodGet, "/", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-		if ok(string(body)) {
-			return
+		if !ok(string(body)) {
+			return testenv.Waitf("the status page is still incomplete: %s", body)
 		}
-		require.True(t, time.Now().Before(deadline), "the status page is still incomplete after 45 s: %s", body)
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 }
 
 // distinctColors counts the colours of a sample of img's pixels, up to limit.
@@ -316,7 +314,7 @@ func distinctColors(img image.Image, limit int) int {
 func TestDevLinksTheStatusPageToItsWebUI(t *testing.T) {
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.TemporalListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.UIAddr = freeAddr(t)
+	cfg.UIAddr = testenv.FreeAddr(t)
 	sys, err := startDev(t, cfg)
 	require.NoError(t, err)
 	assert.Equal(t, "http://"+cfg.UIAddr, sys.Config.TemporalUIURL)
@@ -327,14 +325,6 @@ func TestDevLinksTheStatusPageToItsWebUI(t *testing.T) {
 	sys, err = startDev(t, cfg)
 	require.NoError(t, err)
 	assert.Equal(t, "https://temporal.example", sys.Config.TemporalUIURL, "a configured UI is kept")
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // A worker process has no API: RELAY_METRICS_ADDR gives its metrics (upstream calls, the
@@ -362,9 +352,8 @@ func TestWorkerServesMetricsOnItsOwnListener(t *testing.T) {
 	assert.Empty(t, worker.HTTPAddr, "a worker serves no API")
 
 	// The worker's first act is the first incident snapshot: its calls show in its metrics.
-	deadline := time.Now().Add(90 * time.Second)
 	var body string
-	for {
+	testenv.WaitFor(t, 90*time.Second, func() error {
 		resp, err := http.Get("http://" + worker.MetricsAddr + "/metrics")
 		require.NoError(t, err)
 		b, err := io.ReadAll(resp.Body)
@@ -372,13 +361,13 @@ func TestWorkerServesMetricsOnItsOwnListener(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "no API key needed: %s", b)
 		body = string(b)
-		if strings.Contains(body, `relay_upstream_requests_total{api="incidents"`) &&
-			strings.Contains(body, `temporal_workflow_completed{`) {
-			break
+		for _, want := range []string{`relay_upstream_requests_total{api="incidents"`, `temporal_workflow_completed{`} {
+			if !strings.Contains(body, want) {
+				return testenv.Waitf("the worker's metrics do not show its work (%s) yet: %s", want, tail(body, 3000))
+			}
 		}
-		require.True(t, time.Now().Before(deadline), "the worker's metrics never showed its work: %s", tail(body, 3000))
-		time.Sleep(300 * time.Millisecond)
-	}
+		return nil
+	})
 	assert.Contains(t, body, `relay_upstream_rate_limit{api="geoip"} 5`)
 	assert.Contains(t, body, "temporal_activity_execution_latency_seconds_bucket{")
 	assert.Contains(t, body, "go_goroutines ")

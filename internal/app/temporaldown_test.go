@@ -64,10 +64,12 @@ func TestTemporalUnreachable(t *testing.T) {
 
 	views := waitLocated(t, env, []string{id}, time.Minute)
 	assert.Equal(t, "located", views[id].State)
-	require.Eventually(t, func() bool {
-		resp, _ := env.Do(t, http.MethodGet, "/readyz", nil)
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 200*time.Millisecond)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if resp, body := env.Do(t, http.MethodGet, "/readyz", nil); resp.StatusCode != http.StatusOK {
+			return testenv.Waitf("not ready again: GET /readyz answers %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
 	resp, body := env.Do(t, http.MethodPost, "/sites/kingfisher/outage-sync", strings.NewReader(""))
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
 	var started struct {

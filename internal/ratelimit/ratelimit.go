@@ -44,9 +44,6 @@ func New(slots Slots, key string, perSecond float64) (*Limiter, error) {
 	return &Limiter{slots: slots, key: key, spacing: spacing, tolerance: Tolerance, now: time.Now}, nil
 }
 
-// Spacing is the time between two slots.
-func (l *Limiter) Spacing() time.Duration { return l.spacing }
-
 // Wait blocks until the caller holds a slot and it is time to call.
 func (l *Limiter) Wait(ctx context.Context) error {
 	for {

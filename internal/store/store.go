@@ -18,6 +18,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite" // registers the "sqlite" database/sql driver; its Error carries the result code
 )
@@ -142,6 +143,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
+	if s.dialect == SQLite {
+		if err := s.createSQLiteVersionTable(ctx); err != nil {
+			return fmt.Errorf("migrate %s database: %w", s.dialect, err)
+		}
+	}
 	// PostgreSQL serializes migrating processes with an advisory lock. SQLite has no such
 	// lock, so two processes opening one file (relay server and relay worker on one
 	// machine) may race: the loser's migration fails in its own transaction, rolls back,
@@ -161,6 +167,37 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate %s database: %w", s.dialect, err)
 	}
 	return nil
+}
+
+// createSQLiteVersionTable creates goose's version table as goose would, but in one
+// immediate transaction: of several processes opening a new file at once, one creates it
+// and the others, queued on the write lock, find it there. Left to goose, each would check,
+// all would try to create it, and every loser would sit out goose's one-second retry.
+func (s *Store) createSQLiteVersionTable(ctx context.Context) error {
+	versions, err := database.NewStore(database.DialectSQLite3, goose.DefaultTablename)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): waits for another writer
+	if err != nil {
+		return fmt.Errorf("create version table: %w", err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
+		versions.Tablename()).Scan(&n); err != nil {
+		return fmt.Errorf("look for the version table: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if err := versions.CreateVersionTable(ctx, tx); err != nil {
+		return err
+	}
+	if err := versions.Insert(ctx, tx, database.InsertRequest{Version: 0}); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // parseURL turns DATABASE_URL into a driver and its DSN. Errors never repeat the URL:

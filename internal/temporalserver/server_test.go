@@ -7,12 +7,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"relay/internal/testenv"
 )
 
 // A frontend port that is taken is an error naming it, not a crash: the server logs Fatal
 // when its gRPC listener cannot bind, and would go on with a nil listener if Fatal
 // returned. (A free port taken between choosing and binding is retried with others.)
 func TestStartOnATakenPortIsAnError(t *testing.T) {
+	testenv.EndToEnd(t) // builds and starts a real server, up to its frontend's listener
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,23 +48,29 @@ func FreeAddr(tb testing.TB) string {
 	return l.Addr().String()
 }
 
-// pollEvery is how often WaitFor asks again.
-const pollEvery = 50 * time.Millisecond
+// WaitFor asks again after firstPoll, then twice as long each time up to maxPoll: a
+// condition met at once is seen within milliseconds, a long wait costs few checks.
+const (
+	firstPoll = 10 * time.Millisecond
+	maxPoll   = 250 * time.Millisecond
+)
 
 // WaitFor asks check until it returns nil, and fails the test when within has passed,
-// with the last answer of check: an error that says what is still missing.
+// with the last answer of check: an error that says what is still missing. check runs on
+// the test's goroutine, so it may fail the test itself (t.Fatal, require).
 func WaitFor(tb testing.TB, within time.Duration, check func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	start := time.Now()
+	for wait, checks := firstPoll, 1; ; wait, checks = min(2*wait, maxPoll), checks+1 {
 		err := check()
 		if err == nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("still waiting after %s: %v", within, err)
+		if time.Since(start) >= within {
+			tb.Fatalf("still waiting after %s (%d checks): %v", within, checks, err)
+			return // a TB whose Fatalf returns
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(wait)
 	}
 }
 
@@ -82,7 +87,9 @@ func EndToEnd(tb testing.TB) {
 }
 
 // Logger writes to the test's log at the level RELAY_TEST_LOG names, or discards.
+// Goroutines that outlive the test may go on logging: their lines are dropped.
 func Logger(tb testing.TB) *slog.Logger {
+	tb.Helper()
 	level := os.Getenv("RELAY_TEST_LOG")
 	if level == "" {
 		return slog.New(slog.DiscardHandler)
@@ -92,18 +99,29 @@ func Logger(tb testing.TB) *slog.Logger {
 		tb.Fatalf("RELAY_TEST_LOG=%q: %v", level, err)
 	}
 	w := &testWriter{tb: tb}
-	tb.Cleanup(func() { w.done.Store(true) }) // a straggling goroutine must not log into a finished test
+	tb.Cleanup(w.close)
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// testWriter logs each line into the test until the test ends: t.Log after that panics.
+// The lock makes the end a clean cut, not a check a late line could slip past.
 type testWriter struct {
 	tb   testing.TB
-	done atomic.Bool
+	mu   sync.Mutex
+	done bool
 }
 
 func (w *testWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
 		w.tb.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
 }
