@@ -7,6 +7,7 @@
 package temporalserver
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -45,7 +46,7 @@ type Options struct {
 	FrontendAddr string
 	// UIAddr is the Web UI's host:port; empty runs no UI.
 	UIAddr string
-	// Namespace is created at start if missing.
+	// Namespace is created at start if missing; required.
 	Namespace string
 	// Logger receives the server's logs (warnings and errors by default: the server is chatty).
 	Logger *slog.Logger
@@ -65,7 +66,7 @@ type Server struct {
 // Start builds and starts the server; it returns once the frontend accepts calls.
 func Start(opts Options) (*Server, error) {
 	if opts.Namespace == "" {
-		opts.Namespace = "default"
+		return nil, errors.New("no namespace to create (config.Default has relay's)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

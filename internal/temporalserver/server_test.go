@@ -20,7 +20,7 @@ func TestStartOnATakenPortIsAnError(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 
-	srv, err := Start(Options{FrontendAddr: l.Addr().String()})
+	srv, err := Start(Options{FrontendAddr: l.Addr().String(), Namespace: "default"})
 	if srv != nil {
 		_ = srv.Stop()
 	}
@@ -35,4 +35,11 @@ func TestFatalPanicsWithTheMessageAndTags(t *testing.T) {
 		newLogger(slog.New(slog.DiscardHandler)).Fatal("Failed to start gRPC listener")
 	}()
 	assert.Equal(t, "Failed to start gRPC listener", fe.Error())
+}
+
+func TestStartWithoutANamespaceIsRefused(t *testing.T) {
+	srv, err := Start(Options{FrontendAddr: "127.0.0.1:0"})
+	require.Error(t, err)
+	assert.Nil(t, srv)
+	assert.Contains(t, err.Error(), "namespace")
 }
