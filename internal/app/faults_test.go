@@ -74,10 +74,10 @@ func TestUpstreamFaultMatrix(t *testing.T) {
 		}))
 		require.Nil(t, env.Sims, "no simulator runs until the test starts them")
 		jobs := startEveryJob(t, env)
-		// The merge is answered synchronously: with nothing listening it fails fast, as a
-		// gateway error, and is not cached.
+		// The merge is answered synchronously: with nothing listening it fails as a gateway
+		// error (502; 504 when a busy machine pushes it past its 10 s bound), and is not cached.
 		resp, _, body := getEvent(t, env, "/events-with-subscriptions/"+teamSync)
-		require.Equal(t, http.StatusBadGateway, resp.StatusCode, string(body))
+		require.Contains(t, []int{http.StatusBadGateway, http.StatusGatewayTimeout}, resp.StatusCode, string(body))
 
 		time.Sleep(3 * time.Second)
 		fleet, err := sim.Start("127.0.0.1", sim.Names, ports, "")
@@ -152,6 +152,14 @@ func (j *startedJobs) finish(t *testing.T, env *relaytest.Env, fleet *sim.Fleet,
 	require.True(t, ok)
 	for _, id := range []string{teamSync, allHands} {
 		resp, got, body := getEvent(t, env, "/events-with-subscriptions/"+id)
+		// A merge has 10 s (EventSubscriptionsRunTimeout); on a machine running several
+		// relays under -race, retries of faulty calls can take longer. A 504 is then the
+		// right answer, and a client's remedy is to ask again: the next request runs the
+		// merge again (a failure is never cached), and it must end with the right answer.
+		for try := 1; resp.StatusCode == http.StatusGatewayTimeout && try <= 2; try++ {
+			t.Logf("merge %s: 504 (try %d), asking again", id, try)
+			resp, got, body = getEvent(t, env, "/events-with-subscriptions/"+id)
+		}
 		require.Equal(t, http.StatusOK, resp.StatusCode, "merge %s: %s", id, body)
 		title, names, ok := c42.Expected(id)
 		require.True(t, ok)
