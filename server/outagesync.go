@@ -3,13 +3,16 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
 
 	"relay/internal/timefmt"
 	"relay/workflows"
@@ -30,8 +33,9 @@ func (r outageSyncRequest) Valid(context.Context) map[string]string {
 	return nil
 }
 
-// handleOutageSyncStart starts a site's sync, or answers with the one already running:
-// the workflow id is the site's, and a start joins a running workflow of that id.
+// handleOutageSyncStart starts a site's sync, or answers with the one already running
+// when it asks for the same cutoff (or none); a request for another cutoff while one runs
+// is a 409 naming the running sync and its cutoff.
 func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		site, err := siteParam(c)
@@ -44,19 +48,85 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 			respondError(c, logger, err)
 			return
 		}
-		since := req.Since
-		if since == "" {
-			since = timefmt.Millis(defaultSince)
-		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()
-		run, err := tc.ExecuteWorkflow(ctx, workflows.OutageSyncStartOptions(site), workflows.SyncSiteOutagesWorkflowType, workflows.SyncSiteOutagesInput{SiteID: site, Since: since})
+		id, runID, err := startOutageSync(ctx, tc, site, req.Since, defaultSince)
 		if err != nil {
-			respondError(c, logger, temporalError(c, logger, "start outage sync", err))
+			var e *Error
+			if !errors.As(err, &e) {
+				err = temporalError(c, logger, "start outage sync", err)
+			}
+			respondError(c, logger, err)
 			return
 		}
-		respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
+		respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": id, "run_id": runID})
 	}
+}
+
+// startOutageSync starts the site's sync, or finds the one running and joins it when the
+// cutoffs agree. A sync that closes between the failed start and the describe is simply
+// started again.
+func startOutageSync(ctx context.Context, tc Temporal, site, since string, defaultSince time.Time) (string, string, error) {
+	cutoff := since
+	if cutoff == "" {
+		cutoff = timefmt.Millis(defaultSince)
+	}
+	in := workflows.SyncSiteOutagesInput{SiteID: site, Since: cutoff}
+	for range 3 {
+		run, err := tc.ExecuteWorkflow(ctx, workflows.OutageSyncStartOptions(site, cutoff), workflows.SyncSiteOutagesWorkflowType, in)
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &already) {
+			if err != nil {
+				return "", "", err
+			}
+			return run.GetID(), run.GetRunID(), nil
+		}
+		desc, err := tc.DescribeWorkflowExecution(ctx, workflows.OutageSyncWorkflowID(site), "")
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			continue
+		}
+		if err != nil {
+			return "", "", err
+		}
+		info := desc.GetWorkflowExecutionInfo()
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue // closed meanwhile: start a new one
+		}
+		running, known := memoString(info.GetMemo(), workflows.OutageSyncSinceMemo)
+		if since == "" || (known && sameInstant(running, since)) {
+			return info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(), nil
+		}
+		if !known {
+			running = "unknown (started outside relay's API)"
+		}
+		return "", "", Errorf(CodeConflict, fmt.Sprintf(
+			"an outage sync of site %s is running with since %s (workflow %s, run %s): ask for the same since, "+
+				"or wait for it to end (GET /sites/%s/outage-sync)",
+			site, running, info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(), site))
+	}
+	return "", "", Errorf(CodeConflict, "the outage sync of site "+site+" kept starting and ending: retry")
+}
+
+// memoString reads a string field of a workflow's memo.
+func memoString(memo *commonpb.Memo, field string) (string, bool) {
+	p, ok := memo.GetFields()[field]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// sameInstant says whether two RFC 3339 times name one instant (2023-01-01T01:00:00+01:00
+// is 2023-01-01T00:00:00Z), as the outage filter compares them.
+func sameInstant(a, b string) bool {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	return errA == nil && errB == nil && ta.Equal(tb)
 }
 
 // outageSyncStatus is the answer of GET /sites/{site_id}/outage-sync.

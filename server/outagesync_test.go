@@ -15,6 +15,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -55,8 +57,72 @@ func TestOutageSyncStartTakesTheDefaultOrTheGivenCutoff(t *testing.T) {
 		assert.Equal(t, []any{workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: since}}, starts[0].args, body)
 		assert.Equal(t, workflows.SyncSiteOutagesWorkflowType, starts[0].workflow)
 		assert.Equal(t, got.WorkflowID, starts[0].opts.ID)
-		assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, starts[0].opts.WorkflowIDConflictPolicy)
+		assert.True(t, starts[0].opts.WorkflowExecutionErrorWhenAlreadyStarted, "a running sync is found, not silently joined")
+		assert.Equal(t, map[string]any{workflows.OutageSyncSinceMemo: since}, starts[0].opts.Memo)
 	}
+}
+
+// running is a fake Temporal where a sync of kingfisher runs with cutoff since (no memo
+// when since is ""), and a start answers that it is already running.
+func running(since string) *fakeTemporal {
+	info := described("kingfisher", "r-running", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING)
+	if since != "" {
+		p, _ := converter.GetDefaultDataConverter().ToPayload(since)
+		info.Memo = &commonpb.Memo{Fields: map[string]*commonpb.Payload{workflows.OutageSyncSinceMemo: p}}
+	}
+	id := workflows.OutageSyncWorkflowID("kingfisher")
+	return &fakeTemporal{
+		described: map[string]*workflowpb.WorkflowExecutionInfo{id: info},
+		startErr:  serviceerror.NewWorkflowExecutionAlreadyStarted("already running", "", "r-running"),
+	}
+}
+
+func TestOutageSyncStartJoinsTheRunningSyncOfTheSameCutoff(t *testing.T) {
+	for _, body := range []string{
+		"", "{}", // no cutoff asked for: whatever runs will do
+		`{"since":"2023-06-01T00:00:00.000Z"}`,
+		`{"since":"2023-06-01T02:00:00+02:00"}`, // the same instant written otherwise
+	} {
+		rec := postSync(outageSyncAPI(running("2023-06-01T00:00:00.000Z")), "kingfisher", body)
+		require.Equal(t, http.StatusAccepted, rec.Code, "%s: %s", body, rec.Body.String())
+		var got startAnswer
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		assert.Equal(t, startAnswer{WorkflowID: workflows.OutageSyncWorkflowID("kingfisher"), RunID: "r-running"}, got, body)
+	}
+}
+
+func TestOutageSyncStartOfAnotherCutoffWhileOneRunsIs409(t *testing.T) {
+	rec := postSync(outageSyncAPI(running("2022-01-01T00:00:00.000Z")), "kingfisher", `{"since":"2023-06-01T00:00:00.000Z"}`)
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	e := errorOf(t, rec).Error
+	assert.Equal(t, CodeConflict, e.Code)
+	assert.Contains(t, e.Message, "since 2022-01-01T00:00:00.000Z", "names the running cutoff")
+	assert.Contains(t, e.Message, "run r-running", "names the running sync")
+
+	// A sync started without relay's API (the CLI) has no cutoff in its memo: only a
+	// request that asks for none joins it.
+	rec = postSync(outageSyncAPI(running("")), "kingfisher", `{"since":"2023-06-01T00:00:00.000Z"}`)
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	assert.Contains(t, errorOf(t, rec).Error.Message, "since unknown")
+	assert.Equal(t, http.StatusAccepted, postSync(outageSyncAPI(running("")), "kingfisher", "").Code)
+}
+
+func TestOutageSyncStartAgainWhenTheRunningOneEndedMeanwhile(t *testing.T) {
+	tc := running("2022-01-01T00:00:00.000Z")
+	tc.startErr = nil
+	calls := 0
+	tc.start = func(opts client.StartWorkflowOptions) (client.WorkflowRun, error) {
+		calls++
+		if calls == 1 {
+			return nil, serviceerror.NewWorkflowExecutionAlreadyStarted("already running", "", "r-old")
+		}
+		return fakeRun{id: opts.ID, runID: "r-new"}, nil
+	}
+	tc.described[workflows.OutageSyncWorkflowID("kingfisher")].Status = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	rec := postSync(outageSyncAPI(tc), "kingfisher", `{"since":"2023-06-01T00:00:00.000Z"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "r-new")
+	assert.Equal(t, 2, calls)
 }
 
 func TestOutageSyncStartRefusesBadRequestsBeforeTemporal(t *testing.T) {

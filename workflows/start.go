@@ -43,13 +43,22 @@ func GeolocateStartOptions(taskID string) client.StartWorkflowOptions {
 	}
 }
 
-// OutageSyncStartOptions starts a site's sync, or joins the one running: one sync per
-// site at a time; a later request starts a new one.
-func OutageSyncStartOptions(siteID string) client.StartWorkflowOptions {
+// OutageSyncSinceMemo is the memo field that holds a sync's cutoff, so that a request for
+// another cutoff can be told which one runs without reading its history.
+const OutageSyncSinceMemo = "since"
+
+// OutageSyncStartOptions starts a site's sync with cutoff since. One sync per site runs at
+// a time: a start while one runs fails with WorkflowExecutionAlreadyStarted, and the caller
+// joins it or refuses, by its cutoff (in the memo). A closed sync's id may be reused.
+func OutageSyncStartOptions(siteID, since string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       OutageSyncWorkflowID(siteID),
 		TaskQueue:                TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK answers a running id with that run, and the caller could not
+		// tell a join from a start.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{OutageSyncSinceMemo: since},
 	}
 }

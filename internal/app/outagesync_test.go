@@ -152,11 +152,18 @@ func TestOutageSyncOfAnUnknownSiteFailsFastWithTheUpstreamMessage(t *testing.T) 
 }
 
 func TestOutageSyncOneRunPerSite(t *testing.T) {
-	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "kf:latency=300ms" }))
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.SimKnobs = "kf:latency=1s" }))
 	id1, run1 := startSync(t, env, "kingfisher", "")
-	id2, run2 := startSync(t, env, "kingfisher", `{"since":"2023-01-01T00:00:00Z"}`)
-	assert.Equal(t, id1, id2)
-	assert.Equal(t, run1, run2, "a second request while one runs gets the running one")
+	for _, body := range []string{"", `{"since":"2022-01-01T00:00:00Z"}`, `{"since":"2022-01-01T01:00:00+01:00"}`} {
+		id2, run2 := startSync(t, env, "kingfisher", body)
+		assert.Equal(t, id1, id2)
+		assert.Equal(t, run1, run2, "a second request for the same cutoff while one runs gets the running one: %s", body)
+	}
+	// Another cutoff while one runs: refused, naming the running sync and its cutoff.
+	resp, b := env.Do(t, http.MethodPost, "/sites/kingfisher/outage-sync", strings.NewReader(`{"since":"2023-01-01T00:00:00Z"}`))
+	require.Equal(t, http.StatusConflict, resp.StatusCode, string(b))
+	assert.Contains(t, string(b), "since 2022-01-01T00:00:00.000Z")
+	assert.Contains(t, string(b), run1)
 	require.Equal(t, "completed", waitSync(t, env, "kingfisher").State)
 
 	// Once it is done, a new request starts a new run.
