@@ -107,7 +107,11 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, status, "refusals are 503s (status 0: no answer)")
 	}
 	assert.Empty(t, bodies)
-	views := waitLocated(t, env, accepted, 2*time.Minute)
+	// Events of one IP wait on the lookup its first event claimed; a claim whose holder
+	// failed during the restart is only given up after its 5-minute TTL (seen in CI: 68 of
+	// 357 still pending after 2 minutes). Issue 13 redesigns this; until then the promise
+	// this test holds relay to is "located", within the claim's TTL.
+	views := waitLocated(t, env, accepted, 6*time.Minute)
 	for id, v := range views {
 		assert.Equal(t, "located", v.State, id)
 	}
