@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,15 +40,29 @@ func (b *SyncBuffer) String() string {
 
 // FreeAddr is a loopback host:port that was free a moment ago. Another process may take
 // it before the caller binds it: use it only where the address must be known beforehand.
+// It is chosen below the kernel's ephemeral range (32768 and up on Linux), which every
+// outgoing connection and every ":0" listener of the other tests draws from: CI once saw
+// a port from ":0" taken by another test's connection before relay dev could bind it.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("testenv: find a free port: %v", err)
+	for range 100 {
+		port := fixedPortLow + rand.IntN(fixedPortHigh-fixedPortLow)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			addr := l.Addr().String()
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	tb.Fatalf("testenv: no free port in [%d, %d) after 100 tries", fixedPortLow, fixedPortHigh)
+	return ""
 }
+
+// The ports FreeAddr picks from: above the well-known services, below the ephemeral range.
+const (
+	fixedPortLow  = 20000
+	fixedPortHigh = 32000
+)
 
 // WaitFor asks again after firstPoll, then twice as long each time up to maxPoll: a
 // condition met at once is seen within milliseconds, a long wait costs few checks.
