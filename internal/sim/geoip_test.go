@@ -564,3 +564,16 @@ func TestMaxCallsPerWindowOnRealCalls(t *testing.T) {
 	assert.GreaterOrEqual(t, MaxCallsPerWindow(calls, time.Second), 20)
 	assert.Equal(t, 1, MaxCallsPerWindow(calls, time.Nanosecond), "a window too short for two calls")
 }
+
+// The geolocation API is open, as the spec has it; the credentials knob makes it demand a
+// key (a test's revoked key), and clearing the knob opens it again.
+func TestGeoIPCredentialsKnob(t *testing.T) {
+	s, _, url := serveGeoIP(t, "rate-limit=0")
+	require.Equal(t, http.StatusOK, geoInfo(t, url, "8.8.8.8").status, "open by default")
+	s.SetKnobs(func() Knobs { k := s.Knobs(); k.Credentials = "revoked"; return k }())
+	res := geoInfo(t, url, "8.8.8.8")
+	require.Equal(t, http.StatusUnauthorized, res.status, res.body)
+	assert.JSONEq(t, `{"message":"invalid or missing credentials"}`, res.body)
+	s.SetKnobs(func() Knobs { k := s.Knobs(); k.Credentials = ""; return k }())
+	assert.Equal(t, http.StatusOK, geoInfo(t, url, "8.8.8.8").status, "open again")
+}

@@ -12,7 +12,7 @@ import (
 // Knobs shape how a simulator behaves: how slow, how flaky, how strict, how big.
 type Knobs struct {
 	Latency     time.Duration // added to every answer
-	FailureRate float64       // share of calls answered 500, 0..1
+	FailureRate float64       // share of calls answered 500 (503 by the geolocation API), 0..1
 	HiccupRate  float64       // share of calls that stall, 0..1
 	HiccupDelay time.Duration // how long a stall lasts at most (each one is uniform in (0, HiccupDelay])
 	// ResetRate is the share of calls whose connection is closed before any answer.

@@ -12,6 +12,7 @@
 package sim
 
 import (
+	"cmp"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -31,6 +32,10 @@ type Upstream struct {
 	Authorized func(r *http.Request, creds string) bool
 	// Unauthorized is the status of a call without valid credentials (401 or 403).
 	Unauthorized int
+	// FailureStatus is how a simulated failure (failure-rate) answers: 500 unless set. The
+	// geolocation API's 500 is its verdict that it cannot place an IP, so its failures
+	// are 503s: a server that failed, not an answer about the IP.
+	FailureStatus int
 	// ErrorBody is the JSON body of an error in this API's own envelope.
 	ErrorBody func(status int, msg string) any
 	// TooManyBody is the JSON body of a 429; remaining is what is left of the window.
@@ -175,7 +180,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if d.fail {
-		writeJSON(rec, http.StatusInternalServerError, s.up.ErrorBody(http.StatusInternalServerError, "simulated failure"))
+		status := cmp.Or(s.up.FailureStatus, http.StatusInternalServerError)
+		writeJSON(rec, status, s.up.ErrorBody(status, "simulated failure"))
 		return
 	}
 	if d.truncate || d.garble != garbleNone {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -190,23 +191,25 @@ func TestFailureRate(t *testing.T) {
 	tests := []struct {
 		upstream string
 		body     string
+		status   int
 	}{
-		{Incidents, `{"message":"simulated failure"}`},
-		{C42, `{"error":{"message":"simulated failure","code":"internal_server_error","status_code":500}}`},
-		{GeoIP, `{"message":"simulated failure"}`},
-		{KF, `{"message":"simulated failure"}`},
+		{Incidents, `{"message":"simulated failure"}`, 500},
+		{C42, `{"error":{"message":"simulated failure","code":"internal_server_error","status_code":500}}`, 500},
+		// The geo API's 500 means "cannot place this IP": its failures are 503s.
+		{GeoIP, `{"message":"simulated failure"}`, 503},
+		{KF, `{"message":"simulated failure"}`, 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.upstream+" always fails at 1", func(t *testing.T) {
 			s, url := serve(t, upstream(t, tt.upstream), "failure-rate=1,rate-limit=0")
 			for range 10 {
 				res := get(t, url+"/x", validAuth(tt.upstream))
-				require.Equal(t, http.StatusInternalServerError, res.status)
+				require.Equal(t, tt.status, res.status)
 				assert.JSONEq(t, tt.body, res.body)
 				assert.Equal(t, "application/json", res.header.Get("Content-Type"))
 			}
 			for _, c := range s.Calls() {
-				assert.Equal(t, 500, c.Status)
+				assert.Equal(t, tt.status, c.Status)
 				assert.True(t, c.Authorized)
 			}
 		})
@@ -270,7 +273,7 @@ func TestRateLimitEnvelopes(t *testing.T) {
 		t.Run(tt.upstream, func(t *testing.T) {
 			_, url := serve(t, upstream(t, tt.upstream), "rate-limit=1,failure-rate=1")
 			// The one allowed call goes on to fail; the next is limited before the dice roll.
-			assert.Equal(t, 500, get(t, url+"/x", validAuth(tt.upstream)).status)
+			assert.Equal(t, cmp.Or(upstream(t, tt.upstream).FailureStatus, 500), get(t, url+"/x", validAuth(tt.upstream)).status)
 			res := get(t, url+"/x", validAuth(tt.upstream))
 			require.Equal(t, http.StatusTooManyRequests, res.status)
 			if tt.body != "" {
@@ -304,7 +307,7 @@ func TestLatency(t *testing.T) {
 	// Latency applies before a simulated failure too.
 	_, url = serve(t, upstream(t, GeoIP), "latency=40ms,failure-rate=1")
 	start := time.Now()
-	assert.Equal(t, 500, get(t, url+"/x", nil).status)
+	assert.Equal(t, 503, get(t, url+"/x", nil).status, "the geo API's failures are 503s")
 	assert.GreaterOrEqual(t, time.Since(start), latency)
 }
 
@@ -691,7 +694,7 @@ func TestDeterminism(t *testing.T) {
 	b := statuses(t, urlB, n)
 	assert.Equal(t, a, b, "same seed, same faults")
 	assert.Contains(t, a, 200)
-	assert.Contains(t, a, 500)
+	assert.Contains(t, a, 503)
 
 	_, urlC := serve(t, upstream(t, GeoIP), "seed=43,failure-rate=0.5,rate-limit=0")
 	assert.NotEqual(t, a, statuses(t, urlC, n), "another seed, other faults")

@@ -27,6 +27,8 @@ const (
 	DefaultKFKey             = "relay-dev-key"
 )
 
+var geoKeyAuth = headerAuth("Authorization", "Token ")
+
 // Upstreams returns the four APIs of spec/upstreams.md.
 func Upstreams() map[string]Upstream {
 	return map[string]Upstream{
@@ -49,10 +51,14 @@ func Upstreams() map[string]Upstream {
 			Routes:       c42Routes,
 		},
 		GeoIP: {
-			Name:         GeoIP,
-			Defaults:     Knobs{RateLimit: 5, HiccupDelay: 5 * time.Second, Seed: 1}, // hiccup-rate alone gives the spec's 5 s stalls
-			Unauthorized: http.StatusUnauthorized,
-			ErrorBody:    messageBody,
+			Name:     GeoIP,
+			Defaults: Knobs{RateLimit: 5, HiccupDelay: 5 * time.Second, Seed: 1}, // hiccup-rate alone gives the spec's 5 s stalls
+			// The API is open (spec §3); the credentials knob, when set, makes it demand a
+			// key relay does not have: how a test plays a revoked key.
+			Authorized:    func(r *http.Request, creds string) bool { return creds == "" || geoKeyAuth(r, creds) },
+			Unauthorized:  http.StatusUnauthorized,
+			FailureStatus: http.StatusServiceUnavailable,
+			ErrorBody:     messageBody,
 			TooManyBody: func(remaining time.Duration) any {
 				return map[string]float64{"period_remaining": remaining.Seconds()}
 			},
