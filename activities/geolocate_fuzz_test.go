@@ -11,14 +11,18 @@ import (
 	"time"
 
 	"relay/internal/ratelimit"
+	"relay/internal/store"
 )
 
-// freeSlots hands out every rate slot at once: the fuzzer is not the geo API.
+// freeSlots hands out every rate slot at once and counts nothing: the fuzzer is not the
+// geo API.
 type freeSlots struct{}
 
-func (freeSlots) ReserveSlot(_ context.Context, _ string, now time.Time, _ time.Duration) (time.Time, error) {
-	return now, nil
+func (freeSlots) ReserveSlot(context.Context, string, time.Duration, time.Duration) (store.Reservation, error) {
+	return store.Reservation{OK: true}, nil
 }
+
+func (freeSlots) CountCall(context.Context, string) error { return nil }
 
 // FuzzGeoAnswer serves an arbitrary body as the geolocation API's answer: Locate returns
 // exactly the location the reference reads from it, or refuses it with a decoding error.

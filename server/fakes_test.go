@@ -186,13 +186,13 @@ func visRun(typ, id, runID string, status enumspb.WorkflowExecutionStatus, start
 }
 
 type fakeSlots struct {
-	counts   []store.SlotCount
+	counts   []store.CallCount
 	err      error
 	key      string
 	from, to time.Time
 }
 
-func (f *fakeSlots) SlotsPerSecond(_ context.Context, key string, from, to time.Time) ([]store.SlotCount, error) {
+func (f *fakeSlots) CallsPerSecond(_ context.Context, key string, from, to time.Time) ([]store.CallCount, error) {
 	f.key, f.from, f.to = key, from, to
 	return f.counts, f.err
 }

@@ -38,9 +38,9 @@ const (
 	geoWindow      = 5 * time.Minute
 )
 
-// RateSlotReader reads how many slots a rate-limited upstream took per second (the store).
+// RateSlotReader reads how many calls a rate-limited upstream got per second (the store).
 type RateSlotReader interface {
-	SlotsPerSecond(ctx context.Context, key string, from, to time.Time) ([]store.SlotCount, error)
+	CallsPerSecond(ctx context.Context, key string, from, to time.Time) ([]store.CallCount, error)
 }
 
 // snapshotInfo says which incident snapshot this process serves (*IncidentSnapshots).

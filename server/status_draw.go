@@ -55,14 +55,14 @@ type chartTick struct {
 }
 
 // geoStats sums the calls per second of the window ending at now and draws them.
-func geoStats(counts []store.SlotCount, now time.Time, limit float64) geoPanel {
+func geoStats(counts []store.CallCount, now time.Time, limit float64) geoPanel {
 	out := geoPanel{Limit: limit, Window: geoWindow}
 	lastMinute := 0
 	for _, c := range counts {
-		out.Total += c.Slots
-		out.Peak = max(out.Peak, c.Slots)
+		out.Total += c.Calls
+		out.Peak = max(out.Peak, c.Calls)
 		if now.Sub(c.Second) <= time.Minute {
-			lastMinute += c.Slots
+			lastMinute += c.Calls
 		}
 	}
 	out.LastMinute = float64(lastMinute) / 60
@@ -70,12 +70,12 @@ func geoStats(counts []store.SlotCount, now time.Time, limit float64) geoPanel {
 	return out
 }
 
-func drawGeoChart(counts []store.SlotCount, now time.Time, limit float64) geoChart {
+func drawGeoChart(counts []store.CallCount, now time.Time, limit float64) geoChart {
 	const width, height, left, right, top, bottom = 1180, 190, 34.0, 1170.0, 14.0, 166.0
 	seconds := int(geoWindow.Seconds())
 	yMax := int(math.Ceil(math.Max(limit*1.25, 1)))
 	for _, c := range counts {
-		yMax = max(yMax, c.Slots+1)
+		yMax = max(yMax, c.Calls+1)
 	}
 	y := func(v float64) float64 { return bottom - (bottom-top)*v/float64(yMax) }
 	start := now.Add(-geoWindow)
@@ -88,13 +88,13 @@ func drawGeoChart(counts []store.SlotCount, now time.Time, limit float64) geoCha
 			continue
 		}
 		class := "bar"
-		if float64(c.Slots) > limit {
+		if float64(c.Calls) > limit {
 			class = "bar over"
 		}
 		ch.Bars = append(ch.Bars, chartBar{
-			X: left + float64(min(i, seconds-1))*barW, Y: y(float64(c.Slots)), W: math.Max(barW-0.3, 0.8),
-			H: bottom - y(float64(c.Slots)), Class: class,
-			Title: fmt.Sprintf("%s: %d calls", c.Second.UTC().Format("15:04:05"), c.Slots),
+			X: left + float64(min(i, seconds-1))*barW, Y: y(float64(c.Calls)), W: math.Max(barW-0.3, 0.8),
+			H: bottom - y(float64(c.Calls)), Class: class,
+			Title: fmt.Sprintf("%s: %d calls", c.Second.UTC().Format("15:04:05"), c.Calls),
 		})
 	}
 	for _, v := range []int{0, yMax / 2, yMax} {

@@ -113,7 +113,7 @@ func (p *statusPage) geoPart(now time.Time) statusPart {
 			if p.src.slots == nil {
 				return func(v *statusView) { v.Geo = geoPanel{Err: "no store to read calls from"} }
 			}
-			counts, err := p.src.slots.SlotsPerSecond(ctx, activities.GeoRateKey, now.Add(-geoWindow), now)
+			counts, err := p.src.slots.CallsPerSecond(ctx, activities.GeoRateKey, now.Add(-geoWindow), now)
 			if err != nil {
 				msg := p.panelError("reading calls from the store", err)
 				return func(v *statusView) { v.Geo = geoPanel{Err: msg} }

@@ -80,10 +80,10 @@ func newStatusFixture(t *testing.T) *statusFixture {
 			atlantisRun: temporal.NewApplicationError("kf GET /site-info/atlantis: 404 site not found", activities.ErrUpstreamNotFound),
 		},
 	}
-	f.slots = &fakeSlots{counts: []store.SlotCount{
-		{Second: ago(200 * time.Second), Slots: 5},
-		{Second: ago(70 * time.Second), Slots: 4},
-		{Second: ago(10 * time.Second), Slots: 3},
+	f.slots = &fakeSlots{counts: []store.CallCount{
+		{Second: ago(200 * time.Second), Calls: 5},
+		{Second: ago(70 * time.Second), Calls: 4},
+		{Second: ago(10 * time.Second), Calls: 3},
 	}}
 	logger := slog.New(slog.NewJSONHandler(f.log, nil))
 	f.snaps = NewIncidentSnapshots(fakeSnapshots{store.Snapshot{

@@ -149,10 +149,10 @@ func TestStatusPageInChromium(t *testing.T) {
 		geoRuns[workflows.GeolocateWorkflowID(task)] = describeRun(t, env, workflows.GeolocateWorkflowID(task))
 	}
 	geoCalls := 0
-	counts, err := env.Store.SlotsPerSecond(ctx, activities.GeoRateKey, time.Now().Add(-5*time.Minute), time.Now())
+	counts, err := env.Store.CallsPerSecond(ctx, activities.GeoRateKey, time.Now().Add(-5*time.Minute), time.Now())
 	require.NoError(t, err)
 	for _, c := range counts {
-		geoCalls += c.Slots
+		geoCalls += c.Calls
 	}
 	simCalls := len(env.Sims.Sim(sim.GeoIP).Calls())
 	require.GreaterOrEqual(t, simCalls, len(tasks), "one geo API call per distinct address at least")

@@ -1,12 +1,37 @@
 // Package ratelimit keeps the calls to an upstream under its limit across every worker at
 // once, retries included: each call first takes a slot from the shared store.
 //
-// Slots are spaced 8% wider than 1/rate, and a caller that wakes more than Tolerance
-// (40 ms) after its slot takes a new one instead of calling late. A call at time c has its
-// slot in [c-Tolerance, c], so the calls in any window [t, t+1s) have slots in
-// [t-Tolerance, t+1s): at most ceil((1s+Tolerance)/spacing) = ceil(1.04 × rate / 1.08)
-// ≤ rate of them, for any rate. The 40 ms left of the 80 ms margin absorb the time from
-// the check to the request reaching the upstream. Throughput is rate/1.08 (4.63/s of 5).
+// Slots are instants on the database's clock, one clock for every worker, spaced 8% wider
+// than 1/rate: the store reserves each at the later of the next free slot and its own now,
+// and moves the next free slot on by the spacing, atomically, so that every slot is at
+// least a spacing after the one before, whoever took it. A caller sees only durations, on
+// its own monotonic clock: it notes t0 before the statement and t1 when the answer
+// arrives; the database read its clock at some instant n between the two and answers
+// Wait = slot - n. The caller sleeps until t1 + Wait >= n + Wait = slot, so it never calls
+// before its slot; and it calls only if now - t0 - Wait <= Tolerance (40 ms), so, as
+// t0 <= n, never later than n + Wait + Tolerance = slot + Tolerance; otherwise it takes a
+// new slot. A call at time c thus has its slot in [c-Tolerance, c], and the calls in any
+// window [t, t+1s) have slots in [t-Tolerance, t+1s): at most
+// ceil((1s+Tolerance)/spacing) = ceil(1.04 × rate / 1.08) ≤ rate of them, for any rate.
+// The 40 ms left of the 80 ms margin absorb the time from the check to the request
+// reaching the upstream. Throughput is rate/1.08 (4.63/s of 5). No worker's wall clock
+// takes part: a worker whose clock is seconds off calls at the same instants as one whose
+// clock is right (only the clocks' rates matter, and they agree to parts per million).
+// The price: a statement slower than Tolerance costs its slot, since the answer cannot say
+// how late the slot already is (so a process's callers reserve one at a time, not slowing
+// one another's statements).
+//
+// A slot is reserved only if it is at most Horizon ahead of the database's now. Otherwise
+// nothing is reserved, the caller learns how far the next free slot is, sleeps until it
+// comes within the horizon plus a random part of the horizon (many refused callers come
+// back spread out, not at once), and asks again. So no reservation is ever more than
+// Horizon ahead: slots abandoned by callers that gave up (a context ended, an activity
+// timed out) waste at most Horizon's worth of calls, and the next free slot cannot run
+// away from real time.
+//
+// The store counts calls, not reservations (CountCall, charted by the status page), once a
+// caller has decided to call. The count runs beside the call, so that a slow or failing
+// database neither delays the call past its bound nor stops it (see CountErrors).
 //
 // The server-side task-queue limit alone cannot promise this: its token bucket starts
 // full, is split over partitions, and does not see retries the way the upstream does.
@@ -15,16 +40,32 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"relay/internal/store"
 )
 
-// Slots is where slots are reserved (the store).
+// Slots is where slots are reserved and calls counted (the store).
 type Slots interface {
-	ReserveSlot(ctx context.Context, key string, now time.Time, spacing time.Duration) (time.Time, error)
+	ReserveSlot(ctx context.Context, key string, spacing, horizon time.Duration) (store.Reservation, error)
+	CountCall(ctx context.Context, key string) error
 }
 
 // Tolerance is how late after its slot a caller may still call.
 const Tolerance = 40 * time.Millisecond
+
+// Horizon is how far ahead of the database's now a slot may be reserved. Above a second,
+// so that a worker's waiting calls keep a few slots queued and the slots are used back to
+// back (23 of them at 5 calls/s); well under the StartToClose of the activity that waits
+// (the geolocation API's Locate: minutes), so that a caller holding the furthest slot
+// still reaches it, and callers that give up waste at most these 5 s of calls.
+const Horizon = 5 * time.Second
+
+// countTimeout bounds counting a call in the store, which runs beside the call.
+const countTimeout = 10 * time.Second
 
 // Limiter spaces calls to one upstream.
 type Limiter struct {
@@ -32,8 +73,20 @@ type Limiter struct {
 	key       string
 	spacing   time.Duration
 	tolerance time.Duration
-	now       func() time.Time
+	horizon   time.Duration
+	// clock measures durations only (its monotonic reading, if any): never compared with
+	// the database's clock.
+	clock interface{ Now() time.Time }
+	// reserving lets one of this process's callers reserve at a time (see reserve).
+	reserving chan struct{}
+
+	counting    sync.WaitGroup // calls being counted in the store
+	countErrors atomic.Int64
 }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
 
 // New limits key to perSecond calls in any one-second window.
 func New(slots Slots, key string, perSecond float64) (*Limiter, error) {
@@ -41,28 +94,92 @@ func New(slots Slots, key string, perSecond float64) (*Limiter, error) {
 		return nil, fmt.Errorf("rate limit %q: want calls per second > 0, got %v", key, perSecond)
 	}
 	spacing := time.Duration(float64(time.Second) * 1.08 / perSecond)
-	return &Limiter{slots: slots, key: key, spacing: spacing, tolerance: Tolerance, now: time.Now}, nil
+	return &Limiter{slots: slots, key: key, spacing: spacing, tolerance: Tolerance, horizon: Horizon,
+		clock: realClock{}, reserving: make(chan struct{}, 1)}, nil
 }
 
-// Wait blocks until the caller holds a slot and it is time to call.
+// Wait blocks until the caller holds a slot and it is time to call, and then counts the
+// call in the store.
 func (l *Limiter) Wait(ctx context.Context) error {
 	for {
-		slot, err := l.slots.ReserveSlot(ctx, l.key, l.now(), l.spacing)
+		r, t0, t1, err := l.reserve(ctx)
 		if err != nil {
 			return err
 		}
-		if d := slot.Sub(l.now()); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+		if !r.OK {
+			if err := sleep(ctx, l.retryAfter(r.Ahead)); err != nil {
+				return err
 			}
+			continue
 		}
-		if l.now().Sub(slot) <= l.tolerance {
+		if err := sleep(ctx, r.Wait-l.clock.Now().Sub(t1)); err != nil {
+			return err // the slot is abandoned: the horizon bounds what that costs
+		}
+		if l.clock.Now().Sub(t0)-r.Wait <= l.tolerance {
+			l.count(ctx)
 			return nil
 		}
-		// Woke too late (a pause, a busy machine): calling now could crowd the next slots.
+		// Too late for the slot (a slow statement, a pause, a busy machine): calling now
+		// could crowd the next slots.
+	}
+}
+
+// reserve asks the store for a slot, noting the time before the statement (t0) and when
+// its answer arrived (t1). This process's callers reserve one at a time: the statement
+// takes a millisecond or so, and the lateness check counts its whole duration (a
+// statement slower than Tolerance costs its slot), so a burst of callers each waiting on
+// a new connection, or on one another's lock on the row, would cost slots for nothing.
+// The wait for the turn comes before t0 and costs nothing.
+func (l *Limiter) reserve(ctx context.Context) (r store.Reservation, t0, t1 time.Time, err error) {
+	select {
+	case l.reserving <- struct{}{}:
+	case <-ctx.Done():
+		return r, t0, t1, ctx.Err()
+	}
+	defer func() { <-l.reserving }()
+	t0 = l.clock.Now()
+	r, err = l.slots.ReserveSlot(ctx, l.key, l.spacing, l.horizon)
+	return r, t0, l.clock.Now(), err
+}
+
+// retryAfter is how long a caller refused a slot sleeps: until the next free slot, ahead
+// of the database's now, comes within the horizon, plus a random part of the horizon.
+func (l *Limiter) retryAfter(ahead time.Duration) time.Duration {
+	d := max(ahead-l.horizon, 0)
+	if l.horizon > 0 {
+		d += rand.N(l.horizon)
+	}
+	return d
+}
+
+// count counts a call in the store, beside the call: its error is only counted.
+func (l *Limiter) count(ctx context.Context) {
+	l.counting.Add(1)
+	go func() {
+		defer l.counting.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
+		defer cancel()
+		if err := l.slots.CountCall(ctx, l.key); err != nil {
+			l.countErrors.Add(1)
+		}
+	}()
+}
+
+// CountErrors is how many calls this limiter let through could not be counted in the
+// store (the status page's calls per second miss them). Such a call was not held back.
+func (l *Limiter) CountErrors() int64 { return l.countErrors.Load() }
+
+// sleep waits for d, or returns the context's error if it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
