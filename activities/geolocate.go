@@ -3,13 +3,16 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"relay/internal/ratelimit"
 	"relay/internal/store"
@@ -44,11 +47,14 @@ func NewGeo(o GeoOptions) (*Geo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Geo{
-		api: upstream{name: "geoip", baseURL: o.BaseURL, http: o.HTTP, metrics: o.Metrics,
-			retryAfter: periodRemaining},
-		limiter: limiter, store: o.Store, cacheTTL: o.CacheTTL,
-	}, nil
+	return &Geo{api: geoAPI(o.BaseURL, o.HTTP, o.Metrics), limiter: limiter, store: o.Store, cacheTTL: o.CacheTTL}, nil
+}
+
+// geoAPI is the geolocation API's client: a 429 says its wait in the body, and a 500 is
+// the API's verdict that it cannot place the IP.
+func geoAPI(baseURL string, c *http.Client, m *UpstreamMetrics) upstream {
+	return upstream{name: "geoip", baseURL: baseURL, http: c, metrics: m, retryAfter: periodRemaining,
+		verdicts: map[int]string{http.StatusInternalServerError: ErrGeoCannotPlace}}
 }
 
 // Location is an event's location as relay serves it.
@@ -64,46 +70,92 @@ type Location struct {
 	AccuracyRadius int     `json:"accuracy_radius"`
 }
 
-// Lookup is what is known of an IP: Found says whether the cache had it (Location is nil
-// for an IP that cannot be placed); if not, Claimed says whether this caller is the one to
-// ask the API, or another lookup of the IP is already under way.
-type Lookup struct {
+// Cached is what the cache knows of an IP: Found says whether it has a fresh entry;
+// Location is nil for an IP that cannot be placed.
+type Cached struct {
 	Found    bool      `json:"found"`
 	Location *Location `json:"location"`
-	Claimed  bool      `json:"claimed"`
 }
 
-// claimTTL bounds how long events wait on another's lookup of their IP before asking
-// themselves: longer than a lookup takes, backlog included.
-const claimTTL = 5 * time.Minute
-
-// LookUp reads the location cache, and on a miss claims the IP's lookup.
-func (a *Geo) LookUp(ctx context.Context, ip string) (Lookup, error) {
-	now := time.Now()
-	data, found, err := a.store.CachedLocation(ctx, ip, now)
-	if err != nil {
-		return Lookup{}, err
-	}
-	if !found {
-		// The claimant is the event's workflow, so that a retry after a crash is not
-		// mistaken for someone else's lookup and left waiting on itself.
-		claimant := activity.GetInfo(ctx).WorkflowExecution.ID
-		claimed, err := a.store.ClaimLookup(ctx, ip, claimant, now, claimTTL)
-		return Lookup{Claimed: claimed}, err
-	}
-	if data == nil {
-		return Lookup{Found: true}, nil
+// CachedLocation reads ip's entry in the location cache. It runs as a local activity.
+func (a *Geo) CachedLocation(ctx context.Context, ip string) (Cached, error) {
+	data, found, err := a.store.CachedLocation(ctx, ip, time.Now())
+	if err != nil || !found || data == nil {
+		return Cached{Found: found}, err
 	}
 	var loc Location
 	if err := json.Unmarshal(data, &loc); err != nil {
-		return Lookup{}, fmt.Errorf("cached location of %s: %w", ip, err)
+		return Cached{}, fmt.Errorf("cached location of %s: %w", ip, err)
 	}
-	return Lookup{Found: true, Location: &loc}, nil
+	return Cached{Found: true, Location: &loc}, nil
 }
+
+// ErrGeoCannotPlace is the geolocation API's 500: it cannot place the IP (spec/upstreams.md
+// §3). Like its 400 (ErrUpstreamBadRequest), it is the API's verdict about the IP, final
+// at once.
+const ErrGeoCannotPlace = "GeoCannotPlace"
+
+// GeoVerdicts are the errors of Locate that are the API's own verdict about the IP; every
+// other failure (a revoked key, an answer of a new shape, relay's store, a timeout) is
+// retried until it passes.
+var GeoVerdicts = []string{ErrUpstreamBadRequest, ErrGeoCannotPlace}
 
 // Locate asks the geolocation API where ip is, after taking a slot of its rate limit.
 // It runs on the relay-geoip task queue.
+//
+// The answer goes to the cache at once, before Temporal hears of it: an attempt whose
+// completion is lost (Temporal down, the worker killed after the call) is retried, and
+// the retry finds the answer here instead of asking the API again. That write is best
+// effort; the settle that follows caches the answer for good.
 func (a *Geo) Locate(ctx context.Context, ip string) (Location, error) {
+	if c, err := a.CachedLocation(ctx, ip); err == nil && c.Found {
+		if c.Location == nil {
+			return Location{}, temporal.NewNonRetryableApplicationError(
+				"geoip: an earlier attempt was told the API cannot place "+ip, ErrGeoCannotPlace, nil)
+		}
+		return *c.Location, nil
+	}
+	loc, err := a.ask(ctx, ip)
+	var app *temporal.ApplicationError
+	switch {
+	case err == nil:
+		a.keep(ctx, ip, &loc)
+	case errors.As(err, &app) && slices.Contains(GeoVerdicts, app.Type()):
+		a.keep(ctx, ip, nil)
+	}
+	return loc, err
+}
+
+// ask calls the API and sorts its failures: the API's verdicts final, the rest retryable.
+func (a *Geo) ask(ctx context.Context, ip string) (Location, error) {
+	loc, err := a.locate(ctx, ip)
+	return loc, geoVerdict(err)
+}
+
+// keep caches an answer of the API, best effort (the settle caches it for good).
+func (a *Geo) keep(ctx context.Context, ip string, loc *Location) {
+	if _, err := a.Settle(ctx, SettleInput{IP: ip, Location: loc, Cache: true, CacheOnly: true}); err != nil {
+		activity.GetLogger(ctx).Warn("could not cache the answer before reporting it", "error", err)
+	}
+}
+
+// geoVerdict keeps the API's verdicts final and makes every other failure retryable:
+// 401/403 or a changed answer are relay's to fix, and the events wait for the fix.
+func geoVerdict(err error) error {
+	var app *temporal.ApplicationError
+	if err == nil || !errors.As(err, &app) {
+		return err
+	}
+	switch {
+	case slices.Contains(GeoVerdicts, app.Type()) || !app.NonRetryable():
+		return err
+	default:
+		return temporal.NewApplicationErrorWithOptions(app.Message(), app.Type(),
+			temporal.ApplicationErrorOptions{NextRetryDelay: app.NextRetryDelay()})
+	}
+}
+
+func (a *Geo) locate(ctx context.Context, ip string) (Location, error) {
 	waiting := keepAlive(ctx) // the turn of the rate limit may take a while
 	err := a.limiter.Wait(ctx)
 	waiting()
@@ -144,41 +196,38 @@ func (a *Geo) Locate(ctx context.Context, ip string) (Location, error) {
 	return loc, nil
 }
 
-// RecordInput is an event's outcome: its location, or nil when it cannot be placed.
-type RecordInput struct {
-	TaskID   string    `json:"task_id"`
+// SettleInput is an IP's outcome: its location, or nil when it cannot be placed. Cache
+// says whether to keep it for the IP (the API's answers); a cache hit is not kept again.
+type SettleInput struct {
 	IP       string    `json:"ip"`
 	Location *Location `json:"location"`
-	// Cache says whether the outcome may be reused for the IP (not after a give-up on
-	// errors that might pass).
-	Cache bool `json:"cache"`
+	Cache    bool      `json:"cache"`
+	// CacheOnly caches without settling events (Locate, before Temporal hears the answer).
+	CacheOnly bool `json:"cache_only,omitempty"`
 }
 
-// RecordLocation stores the event's outcome, and caches it for its IP.
-func (a *Geo) RecordLocation(ctx context.Context, in RecordInput) error {
-	var data []byte
-	var country, city string
+// Settle records the outcome on every pending event of the IP, and caches it, in one
+// transaction; it returns how many events it settled. It runs as a local activity.
+func (a *Geo) Settle(ctx context.Context, in SettleInput) (int, error) {
+	var o store.GeoOutcome
 	if in.Location != nil {
-		var err error
-		if data, err = json.Marshal(in.Location); err != nil {
-			return err
+		data, err := json.Marshal(in.Location)
+		if err != nil {
+			return 0, err
 		}
-		country = in.Location.Country.IsoCode
+		o = store.GeoOutcome{Location: data, Country: in.Location.Country.IsoCode}
 		if in.Location.City != nil {
-			city = *in.Location.City
+			o.City = *in.Location.City
 		}
 	}
+	var until time.Time
 	if in.Cache {
-		if err := a.store.CacheLocation(ctx, in.IP, data, time.Now().Add(a.cacheTTL)); err != nil {
-			return err
-		}
+		until = time.Now().Add(a.cacheTTL)
 	}
-	if err := a.store.SetEventLocation(ctx, in.TaskID, data, country, city); err != nil {
-		return err
+	if in.CacheOnly {
+		return 0, a.store.CacheLocation(ctx, in.IP, o, until)
 	}
-	// Whoever waits on this IP finds the answer in the cache now (or, after a give-up,
-	// may ask again).
-	return a.store.ReleaseLookup(ctx, in.IP)
+	return a.store.SettleIP(ctx, in.IP, o, until)
 }
 
 // isCountryCode reports whether s is an ISO 3166 alpha-2 code as the API writes them: "GB".

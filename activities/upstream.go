@@ -92,6 +92,10 @@ type upstream struct {
 	// retryAfter, if set, reads how long to wait from a 429's body (the geo API says it
 	// there, not in a header).
 	retryAfter func(body []byte) time.Duration
+	// verdicts, if set, names the statuses this API gives as its verdict about the request
+	// itself (the geo API's 500: it cannot place the IP), each with its error type: never
+	// retried.
+	verdicts map[int]string
 }
 
 // do sends a request and returns the body of a 2xx answer.
@@ -136,6 +140,10 @@ func (u *upstream) doWithType(ctx context.Context, method, path string, body []b
 		return data, resp.Header.Get("Content-Type"), nil
 	}
 	err = statusError(u.name, method, path, resp, data)
+	var app *temporal.ApplicationError
+	if t, ok := u.verdicts[resp.StatusCode]; ok && errors.As(err, &app) {
+		return nil, "", temporal.NewNonRetryableApplicationError(app.Message(), t, nil)
+	}
 	if resp.StatusCode == http.StatusTooManyRequests && u.retryAfter != nil {
 		if d := u.retryAfter(data); d > 0 {
 			err = temporal.NewApplicationErrorWithOptions(err.Error(), ErrUpstreamRateLimited,

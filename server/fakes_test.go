@@ -44,6 +44,8 @@ type fakeTemporal struct {
 	startErr  error
 	start     func(opts client.StartWorkflowOptions) (client.WorkflowRun, error)
 	described map[string]*workflowpb.WorkflowExecutionInfo
+	// pendingActivities are a described run's activities under way, by workflow id.
+	pendingActivities map[string][]*workflowpb.PendingActivityInfo
 
 	mu     sync.Mutex
 	starts []fakeStart
@@ -143,7 +145,7 @@ func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, id, _ string
 	if !ok {
 		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
 	}
-	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: info}, nil
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: info, PendingActivities: f.pendingActivities[id]}, nil
 }
 
 type fakeRun struct {

@@ -43,7 +43,12 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
 
 	// The operators' page: every job at a glance (HTML, behind the API keys like the rest).
+	pending, _ := deps.Events.(pendingReader)
+	if pending != nil {
+		registerPendingGauges(deps.Registry, pending)
+	}
 	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, statusSources{
-		snapshots: deps.Incidents, cache: eventCache, runs: deps.Temporal, slots: deps.RateSlots, checks: deps.Checks,
+		snapshots: deps.Incidents, cache: eventCache, runs: deps.Temporal, slots: deps.RateSlots,
+		pending: pending, lookups: deps.Temporal, checks: deps.Checks,
 	})))
 }

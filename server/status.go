@@ -59,6 +59,8 @@ type statusSources struct {
 	cache     cacheStatter
 	runs      Visibility
 	slots     RateSlotReader
+	pending   pendingReader
+	lookups   describer
 	checks    []Check
 }
 

@@ -37,6 +37,7 @@ type statusFixture struct {
 	snaps    *IncidentSnapshots
 	cache    *eventCache
 	checks   []Check
+	pending  pendingReader // nil: the panel says there is no store
 	log      *testenv.SyncBuffer
 	cfg      Config
 }
@@ -53,7 +54,7 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	const (
 		incidents = workflows.AggregateIncidentsWorkflowType
 		merge     = workflows.MergeEventSubscriptionsWorkflowType
-		geo       = workflows.GeolocateEventWorkflowType
+		geo       = workflows.GeolocateWorkflowType
 		syncs     = workflows.SyncSiteOutagesWorkflowType
 		completed = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 		failed    = enumspb.WORKFLOW_EXECUTION_STATUS_FAILED
@@ -66,8 +67,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 			visRun(incidents, "incidents-2026-11-22T10:05:00Z", "run-inc-2", completed, ago(2*time.Minute), 2500*time.Millisecond),
 			visRun(incidents, "incidents-2026-11-22T10:00:00Z", "run-inc-1", failed, ago(7*time.Minute), 31*time.Second),
 			visRun(merge, workflows.EventSubscriptionsWorkflowID("team-sync"), "run-merge-1", completed, ago(40*time.Second), 72*time.Millisecond),
-			visRun(geo, workflows.GeolocateWorkflowID("task-2"), "run-geo-2", running, ago(3*time.Second), 0),
-			visRun(geo, workflows.GeolocateWorkflowID("task-1"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
+			visRun(geo, workflows.GeolocateWorkflowID("9.9.9.9"), "run-geo-2", running, ago(3*time.Second), 0),
+			visRun(geo, workflows.GeolocateWorkflowID("8.8.8.8"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
 			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), kingfisherRun, completed, ago(time.Minute), 1100*time.Millisecond),
 			visRun(syncs, workflows.OutageSyncWorkflowID("atlantis"), atlantisRun, failed, ago(5*time.Minute), 300*time.Millisecond),
 			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), "run-kf-1", completed, ago(time.Hour), time.Second),
@@ -103,7 +104,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 func (f *statusFixture) page() *statusPage {
 	logger := slog.New(slog.NewJSONHandler(f.log, nil))
 	p := newStatusPage(logger, f.cfg, statusSources{
-		snapshots: f.snaps, cache: f.cache, runs: f.temporal, slots: f.slots, checks: f.checks})
+		snapshots: f.snaps, cache: f.cache, runs: f.temporal, slots: f.slots,
+		pending: f.pending, lookups: f.temporal, checks: f.checks})
 	p.now = func() time.Time { return f.now }
 	return p
 }
@@ -171,10 +173,10 @@ func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	assert.Contains(t, incidents, "2.5 s")
 	assert.Equal(t, 2, strings.Count(incidents, "<rect "), "a duration bar per run")
 
-	geo := htmltest.Element(t, page, "section", "id", "job-GeolocateEvent")
+	geo := htmltest.Element(t, page, "section", "id", "job-Geolocate")
 	assert.Contains(t, geo, `data-state="running"`)
 	assert.Contains(t, geo, `data-run-id="run-geo-2" data-status="running" data-duration-ms="3000"`, "a running run's duration so far")
-	assert.Contains(t, geo, `href="http://ui.example:8233/namespaces/prod/workflows/geo-event%2Ftask-1/run-geo-1/history"`, "the id's slash is escaped")
+	assert.Contains(t, geo, `href="http://ui.example:8233/namespaces/prod/workflows/geolocate%2F8.8.8.8/run-geo-1/history"`, "the id's slash is escaped")
 
 	merge := htmltest.Element(t, page, "section", "id", "job-MergeEventSubscriptions")
 	assert.Contains(t, merge, "72 ms")

@@ -16,7 +16,7 @@ type statusJob struct {
 var statusJobs = []statusJob{
 	{"Incident aggregation", workflows.AggregateIncidentsWorkflowType, "GET /incidents"},
 	{"Cached merge", workflows.MergeEventSubscriptionsWorkflowType, "GET /events-with-subscriptions/{id}"},
-	{"Rate-limited geolocation", workflows.GeolocateEventWorkflowType, "POST /event/submit/"},
+	{"Rate-limited geolocation", workflows.GeolocateWorkflowType, "POST /event/submit/"},
 	{"Outage sync", workflows.SyncSiteOutagesWorkflowType, "POST /sites/{site_id}/outage-sync"},
 }
 
@@ -29,6 +29,7 @@ type statusView struct {
 	Snapshot snapshotPanel
 	Cache    cachePanel
 	Geo      geoPanel
+	Waiting  geoWaiting
 	Outages  outagesPanel
 	Ready    readyPanel
 }

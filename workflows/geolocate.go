@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -11,107 +12,123 @@ import (
 	"relay/activities"
 )
 
-// geolocateRetryPolicy: a hiccup (a stalled answer cut off by the timeout) and 5xx are
-// retried a few times, 429 after what its period_remaining says; 400 is final. An IP still
-// not placed after the attempts ends unlocatable: never retried forever.
-var geolocateRetryPolicy = &temporal.RetryPolicy{
+// geolocateCallPolicy: only the API's verdict about the IP (400, 500) is final. Anything
+// else (a stall cut off, 429, 502, a revoked key, an answer of a new shape, the store
+// behind the rate limit) is retried without a cap, at most a minute apart, and the IP's
+// events stay pending until it passes: relay's own failures never say "unlocatable".
+var geolocateCallPolicy = &temporal.RetryPolicy{
 	InitialInterval:        time.Second,
 	BackoffCoefficient:     2,
-	MaximumInterval:        10 * time.Second,
-	MaximumAttempts:        5,
-	NonRetryableErrorTypes: activities.NonRetryableUpstreamErrors,
+	MaximumInterval:        time.Minute,
+	NonRetryableErrorTypes: activities.GeoVerdicts,
 }
 
-// geolocateCallOptions: the call itself may stall up to 5 s, and waits its turn of the
-// rate limit first; ScheduleToStart is unbounded on purpose, as a backlog queues there.
+// geolocateCallOptions: an attempt waits its turn of the rate limit (a slot at most 5 s
+// ahead, or longer while other attempts queue) and the call may stall 5 s; heartbeats
+// tell a killed worker within 10 s. ScheduleToStart is unbounded on purpose: a backlog
+// queues there.
 var geolocateCallOptions = workflow.ActivityOptions{
 	TaskQueue:           GeoIPTaskQueue,
-	StartToCloseTimeout: 30 * time.Second,
+	StartToCloseTimeout: 2 * time.Minute,
 	HeartbeatTimeout:    upstreamHeartbeatTimeout,
-	RetryPolicy:         geolocateRetryPolicy,
+	RetryPolicy:         geolocateCallPolicy,
 }
 
-// geolocateStoreOptions: cache reads and the outcome's write touch only the store.
-var geolocateStoreOptions = workflow.ActivityOptions{
-	StartToCloseTimeout: 10 * time.Second,
-	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 10},
+// geolocateStoreOptions: the cache read and the settle touch only relay's store, as local
+// activities (no task queue round trip, one marker in history each). A store outage is
+// waited out, at most 10 s between tries, for up to a week (a local activity's retries
+// end at its ScheduleToClose, which defaults to its StartToClose).
+var geolocateStoreOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    10 * time.Second,
+	ScheduleToCloseTimeout: 7 * 24 * time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+	},
 }
 
-// claimPoll and maxClaimWaits: how often, and how many times, an event whose IP another
-// event is looking up checks the cache before asking the API itself.
-const (
-	claimPoll     = time.Second
-	maxClaimWaits = 300
-)
+// GeolocateSignal tells an IP's workflow that more of its events are pending.
+const GeolocateSignal = "events"
 
-// GeolocateWorkflowID names an event's geolocation.
-func GeolocateWorkflowID(taskID string) string { return "geo-event/" + taskID }
+// GeolocateWorkflowID names the lookup of one IP.
+func GeolocateWorkflowID(ip string) string { return "geolocate/" + ip }
 
-// GeolocateEventInput is the event to locate.
-type GeolocateEventInput struct {
-	TaskID string `json:"task_id"`
-	IP     string `json:"ip"`
+// GeolocateInput is the IP to locate.
+type GeolocateInput struct {
+	IP string `json:"ip"`
 }
 
-// GeolocateEventResult says how it ended.
-type GeolocateEventResult struct {
-	TaskID  string `json:"task_id"`
+// GeolocateResult says how the IP's lookup ended.
+type GeolocateResult struct {
+	IP      string `json:"ip"`
 	State   string `json:"state"` // located | unlocatable
 	Country string `json:"country,omitempty"`
-	From    string `json:"from"` // cache | api | none
+	From    string `json:"from"`              // cache | api
+	Verdict string `json:"verdict,omitempty"` // the API's error type, when unlocatable
+	Settled int    `json:"settled"`           // events located by this run
 }
 
-// GeolocateEvent locates an accepted event by its client IP: from the cache when the IP
-// was seen lately, else through the rate-limited geolocation API, and stores the outcome.
-// An IP the API cannot place by definition (private, loopback, reserved) costs no call.
-func GeolocateEvent(ctx workflow.Context, in GeolocateEventInput) (GeolocateEventResult, error) {
-	storeCtx := workflow.WithActivityOptions(ctx, geolocateStoreOptions)
+// Geolocate locates one IP for every pending event from it: from the cache when the IP
+// was seen lately, else through the rate-limited geolocation API, once however many
+// events wait. It settles every pending event of the IP in the store, and settles again
+// while the dispatcher signals that more came, so nobody polls for the answer.
+func Geolocate(ctx workflow.Context, in GeolocateInput) (GeolocateResult, error) {
 	var geo *activities.Geo
-	record := func(loc *activities.Location, cache bool, from string) (GeolocateEventResult, error) {
-		err := workflow.ExecuteActivity(storeCtx, geo.RecordLocation,
-			activities.RecordInput{TaskID: in.TaskID, IP: in.IP, Location: loc, Cache: cache}).Get(ctx, nil)
-		if err != nil {
-			return GeolocateEventResult{}, err
-		}
-		res := GeolocateEventResult{TaskID: in.TaskID, State: "unlocatable", From: from}
-		if loc != nil {
-			res.State, res.Country = "located", loc.Country.IsoCode
-		}
-		return res, nil
-	}
+	storeCtx := workflow.WithLocalActivityOptions(ctx, geolocateStoreOptions)
+	more := workflow.GetSignalChannel(ctx, GeolocateSignal)
+	res := GeolocateResult{IP: in.IP, From: "cache"}
+	settle := activities.SettleInput{IP: in.IP}
 
-	if !Placeable(in.IP) {
-		return record(nil, false, "none")
+	var cached activities.Cached
+	if err := workflow.ExecuteLocalActivity(storeCtx, geo.CachedLocation, in.IP).Get(ctx, &cached); err != nil {
+		return res, err
 	}
-	// While another event's lookup of this IP is under way, wait for its answer in the
-	// cache rather than spend the API's budget on the same question.
-	for waited := 0; ; waited++ {
-		var lookup activities.Lookup
-		if err := workflow.ExecuteActivity(storeCtx, geo.LookUp, in.IP).Get(ctx, &lookup); err != nil {
-			return GeolocateEventResult{}, err
-		}
-		if lookup.Found {
-			return record(lookup.Location, false, "cache")
-		}
-		if lookup.Claimed || waited >= maxClaimWaits {
-			break
-		}
-		if err := workflow.Sleep(ctx, claimPoll); err != nil {
-			return GeolocateEventResult{}, err
+	settle.Location = cached.Location
+	if !cached.Found {
+		res.From, settle.Cache = "api", true
+		var loc activities.Location
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geolocateCallOptions), geo.Locate, in.IP).Get(ctx, &loc)
+		var app *temporal.ApplicationError
+		switch {
+		case err == nil:
+			settle.Location = &loc
+		case errors.As(err, &app) && slices.Contains(activities.GeoVerdicts, app.Type()):
+			res.Verdict = app.Type() // the API says it cannot place the IP
+		default:
+			// Only a cancellation or a termination gets here: the events stay pending, and
+			// the dispatcher drives them again when their lease runs out.
+			return res, err
 		}
 	}
-	var loc activities.Location
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geolocateCallOptions), geo.Locate, in.IP).Get(ctx, &loc)
-	var app *temporal.ApplicationError
-	switch {
-	case err == nil:
-		return record(&loc, true, "api")
-	case errors.As(err, &app) && app.Type() == activities.ErrUpstreamBadRequest:
-		return record(nil, true, "api") // the API says the request can never succeed
-	default:
-		workflow.GetLogger(ctx).Warn("giving up locating the event", "task_id", in.TaskID, "error", err)
-		return record(nil, false, "api")
+	res.State = "unlocatable"
+	if settle.Location != nil {
+		res.State, res.Country = "located", settle.Location.Country.IsoCode
 	}
+	drain(more) // the events signalled so far are pending now: the settle covers them
+	for {
+		var n int
+		if err := workflow.ExecuteLocalActivity(storeCtx, geo.Settle, settle).Get(ctx, &n); err != nil {
+			return res, err
+		}
+		res.Settled += n
+		settle.Cache = false // kept once is enough
+		// Events signalled during the settle may have missed both it and the cache (their
+		// batch read the cache just before the settle committed): settle again.
+		if !drain(more) {
+			return res, nil
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return res, workflow.NewContinueAsNewError(ctx, Geolocate, in)
+		}
+	}
+}
+
+// drain takes every signal already sent and says whether there was any.
+func drain(ch workflow.ReceiveChannel) bool {
+	got := false
+	for ch.ReceiveAsync(nil) {
+		got = true
+	}
+	return got
 }
 
 // Placeable reports whether the geolocation API could place ip at all: a public IPv4

@@ -21,7 +21,7 @@ const (
 	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
 	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
 	AggregateIncidentsWorkflowType      = "AggregateIncidents"
-	GeolocateEventWorkflowType          = "GeolocateEvent"
+	GeolocateWorkflowType               = "Geolocate"
 )
 
 // All maps every workflow type name to its function: the worker registers these, and
@@ -32,7 +32,7 @@ func All() map[string]any {
 		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
 		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
 		AggregateIncidentsWorkflowType:      AggregateIncidents,
-		GeolocateEventWorkflowType:          GeolocateEvent,
+		GeolocateWorkflowType:               Geolocate,
 	}
 }
 

@@ -32,14 +32,14 @@ func EventSubscriptionsStartOptions(eventID string) client.StartWorkflowOptions 
 	}
 }
 
-// GeolocateStartOptions starts an accepted event's geolocation, once: whichever
-// dispatcher gets there first (several race for the same rows, one may crash between
-// starting and marking), and never again after it closed.
-func GeolocateStartOptions(taskID string) client.StartWorkflowOptions {
+// GeolocateStartOptions signal-with-starts an IP's lookup: a running lookup of the IP
+// takes the signal, else a new run starts (a closed one's id may be reused: the cache, not
+// the id, says whether the IP was looked up lately).
+func GeolocateStartOptions(ip string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                    GeolocateWorkflowID(taskID),
+		ID:                    GeolocateWorkflowID(ip),
 		TaskQueue:             TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	}
 }
 

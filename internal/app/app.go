@@ -296,8 +296,9 @@ func (s *System) startWorker(ctx context.Context) error {
 	}
 	s.onStop(func(context.Context) error { w.Stop(); return nil })
 
-	// The dispatcher starts the workflows of accepted events (see worker.Dispatcher).
-	s.dispatcher = worker.NewDispatcher(s.Store, s.Client, s.logger, 200*time.Millisecond)
+	// The dispatcher hands accepted events to their IP's lookup (see worker.Dispatcher).
+	s.dispatcher = worker.NewDispatcher(s.Store, s.Client, s.logger, 200*time.Millisecond,
+		worker.NewDispatchMetrics(s.Registry))
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan struct{})
 	go func() { defer close(dispatched); s.dispatcher.Run(dispatchCtx) }()

@@ -3,10 +3,10 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -93,23 +93,15 @@ func faultTolerantConfig(c *config.Config) {
 	c.GeoIP.SubmitRate = 1000
 }
 
-// closedPort is a loopback port nothing listens on, for a simulator to take later. It is
-// below the ephemeral range (32768-60999 here), where the kernel picks the source ports of
-// outgoing connections: a port from that range can be taken by any connection the test
-// opens meanwhile (seen in CI), a port below it only by another listener.
+// closedPort is a loopback port nothing listens on, for a simulator to take later
+// (testenv.FreeAddr keeps it out of the range outgoing connections draw from).
 func closedPort(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue // taken: try another
-		}
-		require.NoError(t, l.Close())
-		return port
-	}
-	t.Fatal("no free loopback port between 20000 and 32000")
-	return 0
+	_, port, err := net.SplitHostPort(testenv.FreeAddr(t))
+	require.NoError(t, err)
+	n, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	return n
 }
 
 // startedJobs are the asynchronous jobs a fault test started and waits for.

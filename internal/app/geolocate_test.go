@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,11 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
-	"relay/internal/store"
 	"relay/internal/testenv"
 )
 
@@ -171,13 +168,7 @@ func TestIdempotencyKeyGivesOneEvent(t *testing.T) {
 // geolocation budget: still no second with more than 5 calls.
 func TestGeolocationRateHoldsWithThreeWorkers(t *testing.T) {
 	env := geoEnv(t, "")
-	cfg := env.Config
-	cfg.DatabaseURL = store.DefaultURL(cfg.DataDir) // the file the first process uses
-	for range 2 {
-		w, err := app.Start(t.Context(), cfg, app.Worker, testenv.Logger(t))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = w.Stop(context.Background()) })
-	}
+	startWorkers(t, env, 2)
 	var ids []string
 	for i := range 30 {
 		ids = append(ids, submit(t, env, fmt.Sprintf("9.%d.%d.1", 1+i/10, i%10), `{"name":"n"}`))

@@ -558,7 +558,7 @@ func temporalHaystacks(t *testing.T, env *relaytest.Env) []haystack {
 		}
 	}
 	for _, typ := range []string{workflows.AggregateIncidentsWorkflowType, workflows.MergeEventSubscriptionsWorkflowType,
-		workflows.GeolocateEventWorkflowType, workflows.SyncSiteOutagesWorkflowType, workflows.PingWorkflowType} {
+		workflows.GeolocateWorkflowType, workflows.SyncSiteOutagesWorkflowType, workflows.PingWorkflowType} {
 		assert.Positive(t, types[typ], "no %s run was searched", typ)
 	}
 	t.Logf("workflow runs searched: %v", types)

@@ -211,7 +211,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	merge := htmltest.Element(t, dom, "section", "id", "job-"+workflows.MergeEventSubscriptionsWorkflowType)
 	assert.Contains(t, merge, `data-run-id="`+mergeRun+`" data-status="completed"`)
 	assert.Contains(t, merge, link(workflows.EventSubscriptionsWorkflowID(teamSync), mergeRun))
-	geo := htmltest.Element(t, dom, "section", "id", "job-"+workflows.GeolocateEventWorkflowType)
+	geo := htmltest.Element(t, dom, "section", "id", "job-"+workflows.GeolocateWorkflowType)
 	listed := regexp.MustCompile(`data-workflow-id="([^"]+)" data-run-id="([^"]+)" data-status="completed"`).FindAllStringSubmatch(geo, -1)
 	assert.Len(t, listed, 6, "the latest runs of the job")
 	for _, row := range listed {

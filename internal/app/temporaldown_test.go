@@ -3,7 +3,6 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"relay/internal/config"
 	"relay/internal/relaytest"
-	"relay/internal/temporalserver"
 	"relay/internal/testenv"
 )
 
@@ -53,14 +51,7 @@ func TestTemporalUnreachable(t *testing.T) {
 	id := submit(t, env, "8.8.4.4", `{"name":"while Temporal was down","status_code":200}`)
 	assert.Equal(t, "pending", getEventView(t, env, id).State)
 
-	back, err := temporalserver.Start(temporalserver.Options{
-		FrontendAddr: addr,
-		DatabaseFile: filepath.Join(env.Config.DataDir, "temporal.db"),
-		Namespace:    env.Config.TemporalNamespace,
-		Logger:       testenv.Logger(t),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = back.Stop() })
+	restartTemporal(t, env, addr)
 
 	views := waitLocated(t, env, []string{id}, time.Minute)
 	assert.Equal(t, "located", views[id].State)

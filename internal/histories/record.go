@@ -50,10 +50,37 @@ var Scenarios = []Scenario{
 		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: sim.C42EventTeamSync})},
 	{"AggregateIncidents-manual.json", execute("incidents/manual-recorded", workflows.AggregateIncidentsWorkflowType,
 		workflows.AggregateIncidentsInput{})},
-	// GeolocateEvent runs for a submitted event: once from a public IP (through the
-	// geolocation API), once from a private one (no call).
-	{"GeolocateEvent-api.json", submitEvent("8.8.8.8")},
-	{"GeolocateEvent-private-ip.json", submitEvent("10.0.0.1")},
+	// Geolocate runs for an IP of submitted events: through the geolocation API; again
+	// for the same IP, now cached; told of more events while it runs; and the API's two
+	// verdicts, 400 (a malformed address) and 500 (an address it cannot place).
+	{"Geolocate-api.json", submitEvent("8.8.8.8")},
+	{"Geolocate-cache.json", execute(workflows.GeolocateWorkflowID("8.8.8.8"), workflows.GeolocateWorkflowType,
+		workflows.GeolocateInput{IP: "8.8.8.8"})},
+	{"Geolocate-more-events.json", signalTwice("9.9.9.9")},
+	{"Geolocate-bad-request.json", execute(workflows.GeolocateWorkflowID("8.8.8"), workflows.GeolocateWorkflowType,
+		workflows.GeolocateInput{IP: "8.8.8"})},
+	{"Geolocate-cannot-place.json", execute(workflows.GeolocateWorkflowID("10.0.0.1"), workflows.GeolocateWorkflowType,
+		workflows.GeolocateInput{IP: "10.0.0.1"})},
+}
+
+// signalTwice signal-with-starts an IP's lookup twice, as two dispatches of its events
+// would, and waits for it to end.
+func signalTwice(ip string) func(context.Context, Target) (string, string, error) {
+	return func(ctx context.Context, t Target) (string, string, error) {
+		var runID string
+		for range 2 {
+			run, err := t.Client.SignalWithStartWorkflow(ctx, workflows.GeolocateWorkflowID(ip), workflows.GeolocateSignal, nil,
+				workflows.GeolocateStartOptions(ip), workflows.GeolocateWorkflowType, workflows.GeolocateInput{IP: ip})
+			if err != nil {
+				return "", "", fmt.Errorf("signal-with-start %s: %w", workflows.GeolocateWorkflowID(ip), err)
+			}
+			runID = run.GetRunID()
+		}
+		if err := t.Client.GetWorkflow(ctx, workflows.GeolocateWorkflowID(ip), runID).Get(ctx, nil); err != nil {
+			return "", "", err
+		}
+		return workflows.GeolocateWorkflowID(ip), runID, nil
+	}
 }
 
 func execute(id, workflowType string, input any) func(context.Context, Target) (string, string, error) {
@@ -110,8 +137,8 @@ func submitEvent(ip string) func(context.Context, Target) (string, string, error
 		if err := json.Unmarshal(body, &sub); err != nil || sub.Data.TaskID == "" {
 			return "", "", fmt.Errorf("submit event: no task_id in %s", body)
 		}
-		// The dispatcher starts the workflow shortly after acceptance: wait for it to exist.
-		id := workflows.GeolocateWorkflowID(sub.Data.TaskID)
+		// The dispatcher starts the IP's lookup shortly after acceptance: wait for it to end.
+		id := workflows.GeolocateWorkflowID(ip)
 		for {
 			err := t.Client.GetWorkflow(ctx, id, "").Get(ctx, nil)
 			if err == nil {

@@ -41,26 +41,14 @@ func TestEventsAcceptIdempotentlyAndLocate(t *testing.T) {
 			assert.False(t, existed)
 		}
 
-		undispatched, err := s.UndispatchedEvents(ctx, 10)
-		require.NoError(t, err)
-		assert.Len(t, undispatched, 4)
-		require.NoError(t, s.MarkDispatched(ctx, []string{"t1", "t3"}))
-		undispatched, err = s.UndispatchedEvents(ctx, 10)
-		require.NoError(t, err)
-		assert.Len(t, undispatched, 2)
-
 		loc := []byte(`{"city":"Willenhall","country":{"iso_code":"GB","name":"United Kingdom"}}`)
-		require.NoError(t, s.SetEventLocation(ctx, "t1", loc, "gb", "Willenhall"))
-		require.NoError(t, s.SetEventLocation(ctx, "t3", nil, "", ""))
+		n, err := s.SettleIP(ctx, "8.8.8.8", store.GeoOutcome{Location: loc, Country: "gb", City: "Willenhall"}, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
 		got, err := s.Event(ctx, "t1")
 		require.NoError(t, err)
 		assert.Equal(t, store.EventLocated, got.State)
 		assert.JSONEq(t, string(loc), string(got.Location))
-		got, err = s.Event(ctx, "t3")
-		require.NoError(t, err)
-		assert.Equal(t, store.EventUnlocatable, got.State)
-		assert.Nil(t, got.Location)
-		assert.ErrorIs(t, s.SetEventLocation(ctx, "nope", nil, "", ""), store.ErrNotFound)
 
 		located, _, err := s.Events(ctx, store.EventFilter{Country: "GB", City: "willenhall", Limit: 10})
 		require.NoError(t, err)
@@ -68,7 +56,7 @@ func TestEventsAcceptIdempotentlyAndLocate(t *testing.T) {
 		assert.Equal(t, "t1", located[0].TaskID)
 		pending, _, err := s.Events(ctx, store.EventFilter{State: store.EventPending, Limit: 10})
 		require.NoError(t, err)
-		assert.Len(t, pending, 2)
+		assert.Len(t, pending, 3)
 	})
 }
 
@@ -97,48 +85,5 @@ func TestEventsPageNewestFirst(t *testing.T) {
 		assert.Equal(t, []string{"t6", "t5", "t4", "t3", "t2", "t1", "t0"}, seen)
 		_, _, err := s.Events(ctx, store.EventFilter{Limit: 3, Cursor: "not-a-cursor!"})
 		assert.ErrorIs(t, err, store.ErrBadCursor)
-	})
-}
-
-func TestGeoCacheFreshness(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := ctxT(t)
-		now := time.Now()
-		_, found, err := s.CachedLocation(ctx, "8.8.8.8", now)
-		require.NoError(t, err)
-		assert.False(t, found)
-		require.NoError(t, s.CacheLocation(ctx, "8.8.8.8", []byte(`{"city":"x"}`), now.Add(time.Minute)))
-		require.NoError(t, s.CacheLocation(ctx, "10.0.0.1", nil, now.Add(time.Minute)))
-		loc, found, err := s.CachedLocation(ctx, "8.8.8.8", now)
-		require.NoError(t, err)
-		assert.True(t, found)
-		assert.JSONEq(t, `{"city":"x"}`, string(loc))
-		loc, found, err = s.CachedLocation(ctx, "10.0.0.1", now)
-		require.NoError(t, err)
-		assert.True(t, found, "an unplaceable IP is cached too")
-		assert.Nil(t, loc)
-		_, found, err = s.CachedLocation(ctx, "8.8.8.8", now.Add(2*time.Minute))
-		require.NoError(t, err)
-		assert.False(t, found, "expired")
-	})
-}
-
-func TestGeoClaimsAreExclusiveUntilReleasedOrExpired(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := ctxT(t)
-		now := time.Now()
-		claim := func(ip, who string, at time.Time) bool {
-			ok, err := s.ClaimLookup(ctx, ip, who, at, time.Minute)
-			require.NoError(t, err)
-			return ok
-		}
-		assert.True(t, claim("8.8.8.8", "a", now))
-		assert.False(t, claim("8.8.8.8", "b", now), "held by a")
-		assert.True(t, claim("8.8.8.8", "a", now), "a retry of a keeps its claim")
-		assert.True(t, claim("1.1.1.1", "b", now), "another IP")
-		assert.True(t, claim("8.8.8.8", "b", now.Add(2*time.Minute)), "an expired claim can be taken")
-		assert.False(t, claim("8.8.8.8", "a", now.Add(2*time.Minute)), "now b holds it")
-		require.NoError(t, s.ReleaseLookup(ctx, "8.8.8.8"))
-		assert.True(t, claim("8.8.8.8", "c", now), "released")
 	})
 }

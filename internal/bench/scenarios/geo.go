@@ -68,7 +68,7 @@ func runSubmitLatency(ctx context.Context, c *bench.Case) error {
 
 var geoRate = bench.Scenario{
 	Name:  "geo-rate",
-	About: "the geo API's calls per second while a backlog of distinct IPs waits: one worker, three workers",
+	About: "the geo API's calls per second while a backlog of distinct IPs waits: one, three and twelve workers",
 	Baseline: "the task-queue rate limit alone: relay's worker with GEOIP_RATE_LIMIT on the relay-geoip queue " +
 		"but the store's limiter opened wide",
 	Run: runGeoRate,
@@ -89,6 +89,7 @@ func runGeoRate(ctx context.Context, c *bench.Case) error {
 	phases := []geoPhase{
 		{"relay, one worker", "one-worker", 1, true},
 		{"relay, three workers", "three-workers", 3, true},
+		{"relay, twelve workers", "twelve-workers", 12, true},
 		{"the task-queue limit alone", "task-queue-limit", 1, false},
 	}
 	limit := config.Default().GeoIP.RateLimit
@@ -114,7 +115,7 @@ func runGeoRate(ctx context.Context, c *bench.Case) error {
 			Lines:  []bench.Line{{Y: limit, Label: fmt.Sprintf("the API's limit: %g calls/s", limit)}},
 		})
 	}
-	one, three, base := results[phases[0].label], results[phases[1].label], results[phases[2].label]
+	one, three, twelve, base := results[phases[0].label], results[phases[1].label], results[phases[2].label], results[phases[3].label]
 	c.Add("calls/s sustained, one worker", "calls/s", one.sustained).Vs(base.sustained).Want(bench.AtLeast(0.9 * limit))
 	c.Add("busiest sliding second, one worker", "calls", float64(one.busiest)).Vs(float64(base.busiest)).Want(bench.AtMost(limit))
 	c.Add("clock seconds over the limit, one worker", "", float64(one.over)).Vs(float64(base.over)).Want(bench.AtMost(0))
@@ -123,6 +124,10 @@ func runGeoRate(ctx context.Context, c *bench.Case) error {
 	c.Add("busiest sliding second, three workers", "calls", float64(three.busiest)).Vs(float64(base.busiest)).Want(bench.AtMost(limit))
 	c.Add("clock seconds over the limit, three workers", "", float64(three.over)).Vs(float64(base.over)).Want(bench.AtMost(0))
 	c.Add("answers 429, three workers", "", float64(three.tooMany)).Vs(float64(base.tooMany)).Want(bench.AtMost(0))
+	c.Add("calls/s sustained, twelve workers", "calls/s", twelve.sustained).Vs(base.sustained).Want(bench.AtLeast(0.9 * limit))
+	c.Add("busiest sliding second, twelve workers", "calls", float64(twelve.busiest)).Vs(float64(base.busiest)).Want(bench.AtMost(limit))
+	c.Add("clock seconds over the limit, twelve workers", "", float64(twelve.over)).Vs(float64(base.over)).Want(bench.AtMost(0))
+	c.Add("answers 429, twelve workers", "", float64(twelve.tooMany)).Vs(float64(base.tooMany)).Want(bench.AtMost(0))
 	return nil
 }
 
@@ -240,6 +245,6 @@ func startTaskQueueLimitedWorker(r *Relay, c *bench.Case) (stop func(), err erro
 	}
 	dispatchCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.NewDispatcher(r.Store, r.Client, c.Logger, 100*time.Millisecond).Run(dispatchCtx) })
+	wg.Go(func() { worker.NewDispatcher(r.Store, r.Client, c.Logger, 100*time.Millisecond, nil).Run(dispatchCtx) })
 	return func() { cancel(); wg.Wait(); w.Stop() }, nil
 }

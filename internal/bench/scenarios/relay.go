@@ -31,6 +31,7 @@ var All = []bench.Scenario{
 	mergeMiss,
 	submitLatency,
 	geoRate,
+	geoCached,
 	outageFilter,
 	outageSync,
 }

@@ -123,13 +123,13 @@ func OutageSyncPost(route, baseURL, site string) bench.Request {
 	}
 }
 
-// WaitDispatched waits until every accepted event's workflow is started (the outbox is
+// WaitDispatched waits until every accepted event has been dispatched (the outbox is
 // empty), then checks each of ids is stored; it returns how long the outbox took to drain.
 func WaitDispatched(ctx context.Context, st *store.Store, ids []string) (time.Duration, error) {
 	start := time.Now()
 	err := bench.Poll(ctx, "outbox drained", 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		pending, err := st.UndispatchedEvents(ctx, 1)
-		return len(pending) == 0, err
+		n, err := st.UndispatchedEvents(ctx)
+		return n == 0, err
 	})
 	if err != nil {
 		return 0, err
