@@ -18,7 +18,7 @@ import (
 // geo API.
 type freeSlots struct{}
 
-func (freeSlots) ReserveSlot(context.Context, string, time.Duration, time.Duration) (store.Reservation, error) {
+func (freeSlots) ReserveSlot(context.Context, string, time.Duration, time.Duration, time.Duration) (store.Reservation, error) {
 	return store.Reservation{OK: true}, nil
 }
 

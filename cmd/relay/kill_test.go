@@ -40,11 +40,15 @@ func main2(args []string) {
 // startWorkerProcess runs `relay worker` as a child process against env.
 func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 	t.Helper()
+	dbURL := env.Config.DatabaseURL
+	if dbURL == "" {
+		dbURL = store.DefaultURL(env.Config.DataDir)
+	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		"RELAY_TEST_MAIN=worker",
 		"TEMPORAL_ADDRESS="+env.Config.TemporalAddress,
-		"DATABASE_URL="+store.DefaultURL(env.Config.DataDir),
+		"DATABASE_URL="+dbURL,
 		"RELAY_LOG_LEVEL=warn",
 		"INCIDENTS_API_URL="+env.Config.Incidents.URL, "INCIDENTS_API_USER="+env.Config.Incidents.User,
 		"INCIDENTS_API_PASSWORD="+env.Config.Incidents.Password,

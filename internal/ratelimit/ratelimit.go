@@ -17,9 +17,16 @@
 // reaching the upstream. Throughput is rate/1.08 (4.63/s of 5). No worker's wall clock
 // takes part: a worker whose clock is seconds off calls at the same instants as one whose
 // clock is right (only the clocks' rates matter, and they agree to parts per million).
-// The price: a statement slower than Tolerance costs its slot, since the answer cannot say
-// how late the slot already is (so a process's callers reserve one at a time, not slowing
-// one another's statements).
+// A slow statement (a busy machine, a distant database) would cost its slot by that rule
+// alone, since its answer cannot say how late the slot already is; under load, no call
+// would ever be made. So the limiter also learns its clock's offset from the database's
+// the way NTP does (offsets): the round trip that bounds it best is kept, and a slot's
+// instant on this process's clock is then known within that round trip's half, however
+// slow the statement that reserved it. And it asks for each slot at least the last round
+// trip ahead (the lead), so that the slot is still to come when a slow answer arrives.
+// The rule is unchanged: never before the slot (the latest it can be), never later than
+// Tolerance after the earliest it can be. A process's callers also reserve one at a time,
+// not slowing one another's statements.
 //
 // A slot is reserved only if it is at most Horizon ahead of the database's now. Otherwise
 // nothing is reserved, the caller learns how far the next free slot is, sleeps until it
@@ -50,7 +57,7 @@ import (
 
 // Slots is where slots are reserved and calls counted (the store).
 type Slots interface {
-	ReserveSlot(ctx context.Context, key string, spacing, horizon time.Duration) (store.Reservation, error)
+	ReserveSlot(ctx context.Context, key string, spacing, horizon, lead time.Duration) (store.Reservation, error)
 	CountCall(ctx context.Context, key string) error
 }
 
@@ -82,6 +89,66 @@ type Limiter struct {
 
 	counting    sync.WaitGroup // calls being counted in the store
 	countErrors atomic.Int64
+
+	offsets offsets      // how far this process's clock is from the database's
+	lead    atomic.Int64 // the last statement's round trip, a time.Duration
+}
+
+// offsets learns how far this process's clock is from the database's, from the
+// statements' round trips, the way NTP does: the database read its clock at some instant
+// between sending (t0) and answering (t1), so its reading minus the midpoint is the offset,
+// give or take half the round trip. The round trip that bounds it best is kept (growing
+// by a generous drift allowance as it ages, and forgotten after offsetMaxAge), so that a
+// slow statement, on a busy machine or to a distant database, does not cost its slot: the
+// slot's instant on this process's clock is known from an earlier, faster round trip.
+type offsets struct {
+	mu   sync.Mutex
+	best offsetSample
+}
+
+type offsetSample struct {
+	offset time.Duration // database clock minus this process's clock
+	spread time.Duration // half the round trip: the offset is right within ± spread
+	at     time.Time     // when it was measured, on this process's clock
+}
+
+const (
+	offsetMaxAge = time.Minute
+	offsetDrift  = 1000 // clocks may drift apart by 1 part in this per unit of time (1 ms/s)
+)
+
+func (o *offsets) observe(t0, t1, dbNow time.Time) {
+	half := t1.Sub(t0) / 2
+	s := offsetSample{offset: dbNow.Sub(t0.Add(half)), spread: half, at: t1}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.best.at.IsZero() || s.spread <= o.best.aged(t1) {
+		o.best = s
+	}
+}
+
+// aged is the sample's spread at now: wider as the clocks may have drifted since.
+func (s offsetSample) aged(now time.Time) time.Duration {
+	age := now.Sub(s.at)
+	if age > offsetMaxAge || age < 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return s.spread + age/offsetDrift
+}
+
+// local is dbInstant on this process's clock, right within ± spread, if a sample is fresh.
+func (o *offsets) local(dbInstant, now time.Time) (at time.Time, spread time.Duration, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.best.at.IsZero() {
+		return time.Time{}, 0, false
+	}
+	spread = o.best.aged(now)
+	if spread == time.Duration(1<<63-1) {
+		return time.Time{}, 0, false
+	}
+	// now plus how far dbInstant is past now's reading on the database's clock.
+	return now.Add(dbInstant.Sub(now.Add(o.best.offset))), spread, true
 }
 
 type realClock struct{}
@@ -112,10 +179,18 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := sleep(ctx, r.Wait-l.clock.Now().Sub(t1)); err != nil {
+		// The slot on this process's clock: earliest and latest it can be.
+		earliest, latest := t1.Add(r.Wait-t1.Sub(t0)), t1.Add(r.Wait)
+		if !r.Now.IsZero() {
+			l.offsets.observe(t0, t1, r.Now)
+			if at, spread, ok := l.offsets.local(r.Now.Add(r.Wait), t1); ok && 2*spread < latest.Sub(earliest) {
+				earliest, latest = at.Add(-spread), at.Add(spread)
+			}
+		}
+		if err := sleep(ctx, latest.Sub(l.clock.Now())); err != nil {
 			return err // the slot is abandoned: the horizon bounds what that costs
 		}
-		if l.clock.Now().Sub(t0)-r.Wait <= l.tolerance {
+		if l.clock.Now().Sub(earliest) <= l.tolerance {
 			l.count(ctx)
 			return nil
 		}
@@ -138,8 +213,13 @@ func (l *Limiter) reserve(ctx context.Context) (r store.Reservation, t0, t1 time
 	}
 	defer func() { <-l.reserving }()
 	t0 = l.clock.Now()
-	r, err = l.slots.ReserveSlot(ctx, l.key, l.spacing, l.horizon)
-	return r, t0, l.clock.Now(), err
+	r, err = l.slots.ReserveSlot(ctx, l.key, l.spacing, l.horizon, time.Duration(l.lead.Load()))
+	t1 = l.clock.Now()
+	// The next slot is asked at least this round trip ahead, so that it can still be
+	// reached when a statement as slow as this one answers (a slot at the database's now
+	// would be past by then). Capped well under the horizon.
+	l.lead.Store(int64(min(t1.Sub(t0), l.horizon/4)))
+	return r, t0, t1, err
 }
 
 // retryAfter is how long a caller refused a slot sleeps: until the next free slot, ahead

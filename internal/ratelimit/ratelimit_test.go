@@ -349,7 +349,7 @@ type fakeSlots struct {
 	counted  int
 }
 
-func (f *fakeSlots) ReserveSlot(context.Context, string, time.Duration, time.Duration) (store.Reservation, error) {
+func (f *fakeSlots) ReserveSlot(context.Context, string, time.Duration, time.Duration, time.Duration) (store.Reservation, error) {
 	f.reserved++
 	return f.reserve(), nil
 }
@@ -420,7 +420,7 @@ func TestRetryAfterSpreadsOverTheHorizon(t *testing.T) {
 // if the function is; it counts nothing.
 type reserveFunc func() store.Reservation
 
-func (f reserveFunc) ReserveSlot(context.Context, string, time.Duration, time.Duration) (store.Reservation, error) {
+func (f reserveFunc) ReserveSlot(context.Context, string, time.Duration, time.Duration, time.Duration) (store.Reservation, error) {
 	return f(), nil
 }
 
@@ -480,3 +480,71 @@ func TestRateMustBePositive(t *testing.T) {
 }
 
 var _ Slots = (*store.Store)(nil)
+
+// slowDB is a database whose clock is 3 s ahead of the caller's and whose statements, after
+// the first few, take 150 ms, the clock read at a random point in between: a busy machine
+// or a distant database. It spaces slots as the store does and records each slot.
+type slowDB struct {
+	mu      sync.Mutex
+	next    time.Time
+	slots   []time.Time // on the caller's clock
+	answers int
+}
+
+const slowDBSkew = 3 * time.Second
+
+func (d *slowDB) ReserveSlot(ctx context.Context, _ string, spacing, _, lead time.Duration) (store.Reservation, error) {
+	d.mu.Lock()
+	d.answers++
+	slow := d.answers > 3
+	d.mu.Unlock()
+	before, after := time.Duration(0), time.Duration(0)
+	if slow {
+		before = time.Duration(rand.N(150)) * time.Millisecond
+		after = 150*time.Millisecond - before
+	}
+	time.Sleep(before)
+	d.mu.Lock()
+	now := time.Now().Add(slowDBSkew)
+	slot := now.Add(lead)
+	if d.next.After(slot) {
+		slot = d.next
+	}
+	d.next = slot.Add(spacing)
+	d.slots = append(d.slots, slot.Add(-slowDBSkew))
+	d.mu.Unlock()
+	time.Sleep(after)
+	return store.Reservation{OK: true, Wait: slot.Sub(now), Now: now.Round(0)}, nil
+}
+
+func (d *slowDB) CountCall(context.Context, string) error { return nil }
+
+// Statements slower than the tolerance do not stop the calls: the slot's instant is known
+// from the offset an earlier fast round trip measured, and no call comes before its slot
+// or later than the tolerance after it. (Measured from each statement alone, a 150 ms
+// round trip would cost every slot, and no call would ever be made.)
+func TestSlowStatementsStillCall(t *testing.T) {
+	db := &slowDB{}
+	l, err := New(db, "geoip", 10)
+	require.NoError(t, err)
+	var calls []time.Time
+	for range 12 {
+		require.NoError(t, l.Wait(context.Background()))
+		calls = append(calls, time.Now())
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	assert.LessOrEqual(t, db.answers, 24, "most statements led to a call")
+	for _, c := range calls {
+		// The call's slot is the latest slot at or before it.
+		var slot time.Time
+		for _, s := range db.slots {
+			if !s.After(c) && s.After(slot) {
+				slot = s
+			}
+		}
+		require.False(t, slot.IsZero(), "a call before any slot")
+		assert.LessOrEqual(t, c.Sub(slot), Tolerance+5*time.Millisecond, "a call long after its slot")
+	}
+	assert.LessOrEqual(t, maxInWindow(calls, time.Second), 10)
+}

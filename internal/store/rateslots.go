@@ -22,6 +22,9 @@ type Reservation struct {
 	// more than the horizon asked for, or exactly the horizon when it could not be read
 	// (on PostgreSQL, a concurrent reservation the statement's snapshot does not show).
 	Ahead time.Duration
+	// Now is the database's clock reading (package ratelimit learns from it how far the
+	// caller's clock is from the database's).
+	Now time.Time
 }
 
 // ReserveSlot takes the next free slot of key, no earlier than the database's now, and
@@ -34,11 +37,14 @@ type Reservation struct {
 // from that reading. The caller cannot know when, between sending the statement and
 // reading the answer, the reading was taken (package ratelimit bounds it by both).
 //
+// A slot is never earlier than lead past the database's now: a caller whose statements
+// are slow asks for a slot it can still reach when the answer arrives.
+//
 // It is one round trip: one statement on PostgreSQL (its clock_timestamp()), and on SQLite,
 // which lives on one host and so has one clock, one short transaction reading Go's clock
 // once it holds the write lock.
-func (s *Store) ReserveSlot(ctx context.Context, key string, spacing, horizon time.Duration) (Reservation, error) {
-	stepUS, horizonUS := spacing.Microseconds(), horizon.Microseconds()
+func (s *Store) ReserveSlot(ctx context.Context, key string, spacing, horizon, lead time.Duration) (Reservation, error) {
+	stepUS, horizonUS, leadUS := spacing.Microseconds(), horizon.Microseconds(), lead.Microseconds()
 	var nowUS int64
 	var next, seen sql.NullInt64
 	var err error
@@ -50,23 +56,24 @@ func (s *Store) ReserveSlot(ctx context.Context, key string, spacing, horizon ti
 			WITH now AS (
 			    SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us
 			), slot AS (
-			    INSERT INTO rate_slots (key, next_slot) SELECT $1, us + $2::bigint FROM now
+			    INSERT INTO rate_slots (key, next_slot) SELECT $1, us + $4::bigint + $2::bigint FROM now
 			    ON CONFLICT (key) DO UPDATE
 			        SET next_slot = GREATEST(rate_slots.next_slot, EXCLUDED.next_slot - $2::bigint) + $2::bigint
-			        WHERE rate_slots.next_slot <= EXCLUDED.next_slot - $2::bigint + $3::bigint
+			        WHERE rate_slots.next_slot <= EXCLUDED.next_slot - $2::bigint - $4::bigint + $3::bigint
 			    RETURNING next_slot
 			)
 			SELECT now.us, slot.next_slot, (SELECT next_slot FROM rate_slots WHERE key = $1)
 			FROM now LEFT JOIN slot ON true`,
-			key, stepUS, horizonUS).Scan(&nowUS, &next, &seen)
+			key, stepUS, horizonUS, leadUS).Scan(&nowUS, &next, &seen)
 	} else {
-		nowUS, next, seen, err = s.reserveSlotSQLite(ctx, key, stepUS, horizonUS)
+		nowUS, next, seen, err = s.reserveSlotSQLite(ctx, key, stepUS, horizonUS, leadUS)
 	}
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve rate slot %q: %w", key, err)
 	}
+	now := time.UnixMicro(nowUS)
 	if next.Valid {
-		return Reservation{OK: true, Wait: time.Duration(next.Int64-stepUS-nowUS) * time.Microsecond}, nil
+		return Reservation{OK: true, Wait: time.Duration(next.Int64-stepUS-nowUS) * time.Microsecond, Now: now}, nil
 	}
 	// Refused: the next free slot was more than horizon ahead when the row was locked. A
 	// value read earlier (PostgreSQL's snapshot) can only be smaller, or missing when the
@@ -75,10 +82,10 @@ func (s *Store) ReserveSlot(ctx context.Context, key string, spacing, horizon ti
 	if seen.Valid {
 		ahead = max(ahead, seen.Int64-nowUS)
 	}
-	return Reservation{Ahead: time.Duration(ahead) * time.Microsecond}, nil
+	return Reservation{Ahead: time.Duration(ahead) * time.Microsecond, Now: now}, nil
 }
 
-func (s *Store) reserveSlotSQLite(ctx context.Context, key string, stepUS, horizonUS int64) (nowUS int64, next, seen sql.NullInt64, err error) {
+func (s *Store) reserveSlotSQLite(ctx context.Context, key string, stepUS, horizonUS, leadUS int64) (nowUS int64, next, seen sql.NullInt64, err error) {
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock from here
 	if err != nil {
 		return 0, next, seen, err
@@ -90,7 +97,7 @@ func (s *Store) reserveSlotSQLite(ctx context.Context, key string, stepUS, horiz
 		 ON CONFLICT (key) DO UPDATE SET next_slot = max(rate_slots.next_slot, $2) + $3
 		     WHERE rate_slots.next_slot <= $2 + $4
 		 RETURNING next_slot`,
-		key, nowUS, stepUS, horizonUS).Scan(&next)
+		key, nowUS+leadUS, stepUS, horizonUS-leadUS).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) { // refused: the next free slot is beyond the horizon
 		err = tx.QueryRowContext(ctx, `SELECT next_slot FROM rate_slots WHERE key = $1`, key).Scan(&seen)
 	}

@@ -23,7 +23,7 @@ func TestReserveSlotSpacesSlotsUpToTheHorizon(t *testing.T) {
 		start := time.Now()
 		var got []store.Reservation
 		for range 5 {
-			r, err := s.ReserveSlot(ctx, "geoip", spacing, horizon)
+			r, err := s.ReserveSlot(ctx, "geoip", spacing, horizon, 0)
 			require.NoError(t, err)
 			got = append(got, r)
 		}
@@ -41,9 +41,9 @@ func TestReserveSlotSpacesSlotsUpToTheHorizon(t *testing.T) {
 		assert.Greater(t, got[4].Ahead, horizon)
 
 		// Another key has its own slots.
-		r, err := s.ReserveSlot(ctx, "other", spacing, horizon)
+		r, err := s.ReserveSlot(ctx, "other", spacing, horizon, 0)
 		require.NoError(t, err)
-		assert.Equal(t, store.Reservation{OK: true}, r)
+		assert.Equal(t, store.Reservation{OK: true}, withoutNow(t, r))
 	})
 }
 
@@ -53,11 +53,39 @@ func TestReserveSlotNeverInThePast(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := ctxT(t)
 		for range 3 {
-			r, err := s.ReserveSlot(ctx, "geoip", 10*time.Millisecond, time.Second)
+			r, err := s.ReserveSlot(ctx, "geoip", 10*time.Millisecond, time.Second, 0)
 			require.NoError(t, err)
-			assert.Equal(t, store.Reservation{OK: true}, r)
+			assert.Equal(t, store.Reservation{OK: true}, withoutNow(t, r))
 			time.Sleep(20 * time.Millisecond)
 		}
+	})
+}
+
+// withoutNow checks the database's clock reading (this machine's clock, here) and leaves
+// it out, for comparing the rest.
+func withoutNow(t *testing.T, r store.Reservation) store.Reservation {
+	t.Helper()
+	assert.WithinDuration(t, time.Now(), r.Now, time.Second, "the database's clock reading")
+	r.Now = time.Time{}
+	return r
+}
+
+// A lead asks for a slot at least that far past the database's now, and the horizon
+// still counts from now.
+func TestReserveSlotLead(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := ctxT(t)
+		r, err := s.ReserveSlot(ctx, "geoip", 10*time.Millisecond, time.Second, 300*time.Millisecond)
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		assert.Equal(t, 300*time.Millisecond, r.Wait)
+		r, err = s.ReserveSlot(ctx, "geoip", 10*time.Millisecond, time.Second, 0)
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		assert.InDelta(t, 310*time.Millisecond, r.Wait, float64(20*time.Millisecond), "after the first, whatever its lead")
+		r, err = s.ReserveSlot(ctx, "geoip", 10*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond)
+		require.NoError(t, err)
+		assert.False(t, r.OK, "the next free slot is past the horizon from now, lead or not")
 	})
 }
 
@@ -80,7 +108,7 @@ func TestReserveSlotUnderConcurrency(t *testing.T) {
 		for _, s := range stores {
 			wg.Go(func() {
 				for range each {
-					r, err := s.ReserveSlot(ctx, "geoip", spacing, horizon)
+					r, err := s.ReserveSlot(ctx, "geoip", spacing, horizon, 0)
 					if err != nil {
 						t.Error(err)
 						return
