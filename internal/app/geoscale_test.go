@@ -151,3 +151,33 @@ func TestGeolocationWaitsOutARevokedKey(t *testing.T) {
 	}
 	t.Logf("located %s after the key worked again", time.Since(fixed).Round(time.Second))
 }
+
+// A lookup that ends without settling its events (an operator terminates it) leaves them
+// pending; when their lease runs out the dispatcher finds no lookup running and starts
+// another, which locates them: no manual step.
+func TestATerminatedLookupIsDrivenAgain(t *testing.T) {
+	testenv.EndToEnd(t)
+	t.Parallel()
+	env := geoEnv(t, "geoip:latency=4s")
+	ids := submitMany(t, env, []string{"9.7.0.1", "9.7.0.1"})
+	id := workflows.GeolocateWorkflowID("9.7.0.1")
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if _, err := env.Client.DescribeWorkflowExecution(t.Context(), id, ""); err != nil {
+			return testenv.Waitf("no lookup yet: %v", err)
+		}
+		return nil
+	})
+	require.NoError(t, env.Client.TerminateWorkflow(t.Context(), id, "", "test: a lookup that ends without an outcome"))
+	terminated := time.Now()
+	for _, e := range ids {
+		assert.Equal(t, "pending", getEventView(t, env, e).State)
+	}
+	for e, v := range waitLocated(t, env, ids, 2*time.Minute) {
+		assert.Equal(t, "located", v.State, e)
+	}
+	// Either a new lookup located them, or the dispatcher found the answer the terminated
+	// run's call had already cached.
+	_, runs := geolocateSignals(t, env)
+	t.Logf("located %s after the lookup was terminated (%d Geolocate runs)", time.Since(terminated).Round(time.Second), runs)
+	assert.LessOrEqual(t, len(env.Sims.Sim(sim.GeoIP).Calls()), 2, "the cut-off call and, at most, one more")
+}
