@@ -134,7 +134,11 @@ func (a *Geo) ask(ctx context.Context, ip string) (Location, error) {
 
 // keep caches an answer of the API, best effort (the settle caches it for good).
 func (a *Geo) keep(ctx context.Context, ip string, loc *Location) {
-	if _, err := a.Settle(ctx, SettleInput{IP: ip, Location: loc, Cache: true, CacheOnly: true}); err != nil {
+	o, err := outcomeOf(loc)
+	if err == nil {
+		err = a.store.CacheLocation(ctx, ip, o, time.Now().Add(a.cacheTTL))
+	}
+	if err != nil {
 		activity.GetLogger(ctx).Warn("could not cache the answer before reporting it", "error", err)
 	}
 }
@@ -202,32 +206,36 @@ type SettleInput struct {
 	IP       string    `json:"ip"`
 	Location *Location `json:"location"`
 	Cache    bool      `json:"cache"`
-	// CacheOnly caches without settling events (Locate, before Temporal hears the answer).
-	CacheOnly bool `json:"cache_only,omitempty"`
 }
 
 // Settle records the outcome on every pending event of the IP, and caches it, in one
 // transaction; it returns how many events it settled. It runs as a local activity.
 func (a *Geo) Settle(ctx context.Context, in SettleInput) (int, error) {
-	var o store.GeoOutcome
-	if in.Location != nil {
-		data, err := json.Marshal(in.Location)
-		if err != nil {
-			return 0, err
-		}
-		o = store.GeoOutcome{Location: data, Country: in.Location.Country.IsoCode}
-		if in.Location.City != nil {
-			o.City = *in.Location.City
-		}
+	o, err := outcomeOf(in.Location)
+	if err != nil {
+		return 0, err
 	}
 	var until time.Time
 	if in.Cache {
 		until = time.Now().Add(a.cacheTTL)
 	}
-	if in.CacheOnly {
-		return 0, a.store.CacheLocation(ctx, in.IP, o, until)
-	}
 	return a.store.SettleIP(ctx, in.IP, o, until)
+}
+
+// outcomeOf is a location as the store keeps it (nil: the IP cannot be placed).
+func outcomeOf(loc *Location) (store.GeoOutcome, error) {
+	if loc == nil {
+		return store.GeoOutcome{}, nil
+	}
+	data, err := json.Marshal(loc)
+	if err != nil {
+		return store.GeoOutcome{}, err
+	}
+	o := store.GeoOutcome{Location: data, Country: loc.Country.IsoCode}
+	if loc.City != nil {
+		o.City = *loc.City
+	}
+	return o, nil
 }
 
 // isCountryCode reports whether s is an ISO 3166 alpha-2 code as the API writes them: "GB".

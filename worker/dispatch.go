@@ -164,20 +164,15 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 			defer func() { <-sem }()
 			if err := d.dispatchIP(ctx, ip, byIP[ip]); err != nil {
 				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
+				if firstErr == nil {
+					firstErr = err
+				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return len(leased), firstErr
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // dispatchIP drives the events of one IP: settled at once when nobody can place the IP,
@@ -209,7 +204,7 @@ func (d *Dispatcher) dispatchIP(ctx context.Context, ip string, events []store.L
 			tries = max(tries, e.Dispatches)
 		}
 		retry := min(firstRetry<<min(tries-1, 8), maxRetry)
-		if extendErr := d.events.ExtendLeases(ctx, ids, d.now().Add(retry)); extendErr != nil {
+		if extendErr := d.events.ExtendLeases(ctx, ids, d.now().Add(retry)); extendErr != nil && ctx.Err() == nil {
 			d.logger.Warn("could not shorten the leases of events whose dispatch failed", "error", extendErr)
 		}
 		return err
