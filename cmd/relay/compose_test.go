@@ -86,10 +86,12 @@ func TestComposeRelayServicesHaveValidConfiguration(t *testing.T) {
 
 		if cmd.name == "worker" {
 			// The worker reaches each simulator by service name and port, with its credentials.
-			for up, u := range map[string]string{sim.Incidents: cfg.Incidents.URL, sim.C42: cfg.C42.URL, sim.GeoIP: cfg.GeoIP.URL, sim.KF: cfg.KF.URL} {
+			// relay sim's ports are in the order of sim.Names.
+			ports := config.Default().SimPorts
+			for i, u := range []string{cfg.Incidents.URL, cfg.C42.URL, cfg.GeoIP.URL, cfg.KF.URL} {
 				parsed, err := url.Parse(u)
 				require.NoError(t, err)
-				assert.Equal(t, "relay-sim:"+strconv.Itoa(sim.DefaultPorts[up]), parsed.Host, up)
+				assert.Equal(t, "relay-sim:"+strconv.Itoa(ports[i]), parsed.Host, sim.Names[i])
 			}
 			assert.Equal(t, sim.DefaultIncidentsUser, cfg.Incidents.User)
 			assert.Equal(t, sim.DefaultIncidentsPassword, cfg.Incidents.Password)

@@ -70,7 +70,11 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, stdo
 }
 
 func runSim(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer) error {
-	fleet, err := sim.Start(cfg.SimListen, sim.Names, sim.DefaultPorts, cfg.SimKnobs)
+	ports := map[string]int{}
+	for i, name := range sim.Names {
+		ports[name] = cfg.SimPorts[i] // config has checked there is one per simulator
+	}
+	fleet, err := sim.Start(cfg.SimListen, sim.Names, ports, cfg.SimKnobs)
 	if err != nil {
 		if _, ok := errors.AsType[*sim.KnobsError](err); ok {
 			return &config.Error{Name: "RELAY_SIM_KNOBS", Msg: err.Error()}

@@ -10,9 +10,6 @@ import (
 	"time"
 )
 
-// DefaultPorts are where `relay sim` serves each upstream.
-var DefaultPorts = map[string]int{Incidents: 9101, C42: 9102, GeoIP: 9103, KF: 9104}
-
 // Fleet is a set of simulators, each serving on its own port.
 type Fleet struct {
 	sims    map[string]*Sim
