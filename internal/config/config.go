@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,10 +27,17 @@ type Config struct {
 	DatabaseURL       string
 	TemporalAddress   string
 	TemporalNamespace string
-	APIKeys           []string
-	TrustedProxies    []netip.Prefix
-	LogLevel          string
-	LogFormat         string
+	// TemporalTLS and TemporalAPIKey secure the connection to a Temporal cluster (Temporal
+	// Cloud, or one with TLS and auth): see Temporal.
+	TemporalTLS    TemporalTLS
+	TemporalAPIKey string
+	// DBMaxConns caps the application database's connection pool of each process; 0 is the
+	// store's default. The worker sizes its concurrency from the pool.
+	DBMaxConns     int
+	APIKeys        []string
+	TrustedProxies []netip.Prefix
+	LogLevel       string
+	LogFormat      string
 	// TemporalUIURL is the Temporal Web UI the status page links each run to; dev fills
 	// it in with the embedded UI's.
 	TemporalUIURL string
@@ -52,6 +60,20 @@ type Config struct {
 	// cut off and retried.
 	UpstreamTimeout time.Duration
 }
+
+// TemporalTLS names the PEM files that secure the connection to Temporal. Any field set
+// turns TLS on; the zero value dials in plain text (unless an API key is set: then TLS
+// is on with the system's roots, as Temporal Cloud requires).
+type TemporalTLS struct {
+	Cert string // client certificate, for mutual TLS; needs Key
+	Key  string // the client certificate's private key
+	CA   string // authority that signed the server's certificate (default: the system's roots)
+	// ServerName is the name the server's certificate must hold (default: the address's host).
+	ServerName string
+}
+
+// Enabled reports whether any TLS setting is given.
+func (t TemporalTLS) Enabled() bool { return t != TemporalTLS{} }
 
 // Incidents configures the security incidents API.
 type Incidents struct {
@@ -174,11 +196,27 @@ var settings = []setting{
 	{env: "DATABASE_URL",
 		usage: "application database `url`: postgres://… selects PostgreSQL (default: SQLite in the data dir)",
 		group: Store, secret: true, field: func(c *Config) value { return dbURLValue{&c.DatabaseURL} }},
+	{env: "RELAY_DB_MAX_CONNS",
+		usage: "application database `connections` per process (default: 16 on PostgreSQL, 4 on SQLite); the worker's concurrency follows it",
+		group: Store, field: func(c *Config) value { return positiveIntValue{&c.DBMaxConns} }},
 	{env: "TEMPORAL_ADDRESS",
 		usage: "Temporal frontend `host:port` (dev: empty runs an embedded server; others: " + DefaultTemporalAddress + ")",
 		group: Common, field: func(c *Config) value { return optAddrValue{&c.TemporalAddress} }},
 	{env: "TEMPORAL_NAMESPACE", usage: "Temporal `namespace`", group: Common,
 		field: func(c *Config) value { return stringValue{&c.TemporalNamespace} }},
+	{env: "TEMPORAL_TLS_CERT", usage: "client certificate `file` (PEM) for mutual TLS with Temporal; needs TEMPORAL_TLS_KEY",
+		group: Common, field: func(c *Config) value { return pemFileValue{&c.TemporalTLS.Cert, pemCert} }},
+	{env: "TEMPORAL_TLS_KEY", usage: "private key `file` (PEM) of TEMPORAL_TLS_CERT", group: Common,
+		field: func(c *Config) value { return pemFileValue{&c.TemporalTLS.Key, pemKey} }},
+	{env: "TEMPORAL_TLS_CA",
+		usage: "CA certificate `file` (PEM) that signed Temporal's server certificate (default: the system's roots)",
+		group: Common, field: func(c *Config) value { return pemFileValue{&c.TemporalTLS.CA, pemCA} }},
+	{env: "TEMPORAL_TLS_SERVER_NAME",
+		usage: "`name` Temporal's server certificate must hold (default: TEMPORAL_ADDRESS's host); turns TLS on",
+		group: Common, field: func(c *Config) value { return stringValue{&c.TemporalTLS.ServerName} }},
+	{env: "TEMPORAL_API_KEY",
+		usage: "Temporal API `key`, sent as 'authorization: Bearer <key>'; turns TLS on (system roots unless TEMPORAL_TLS_CA)",
+		group: Common, secret: true, field: func(c *Config) value { return stringValue{&c.TemporalAPIKey} }},
 	{env: "RELAY_LOG_LEVEL", usage: "log `level`: debug, info, warn or error", group: Common | Sim,
 		field: func(c *Config) value { return oneOfValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}} }},
 	{env: "RELAY_LOG_FORMAT", usage: "log `format`: text or json", group: Common | Sim,
@@ -299,6 +337,31 @@ func (l *Loader) ReadEnv(getenv func(string) string) error {
 		if err := s.field(l.cfg).Set(raw); err != nil {
 			return &Error{Name: name, Msg: err.Error()}
 		}
+	}
+	return l.cfg.checkTemporalSecurity(l.groups)
+}
+
+// checkTemporalSecurity checks the Temporal TLS settings together, once each has been
+// read on its own: a certificate needs its key (and the key must be the certificate's),
+// and dev's embedded server is plain, so securing the connection needs TEMPORAL_ADDRESS.
+func (c *Config) checkTemporalSecurity(groups Group) error {
+	t := c.TemporalTLS
+	switch {
+	case t.Cert != "" && t.Key == "":
+		return &Error{Name: "TEMPORAL_TLS_KEY", Msg: "TEMPORAL_TLS_CERT is set without its private key: mutual TLS needs both"}
+	case t.Key != "" && t.Cert == "":
+		return &Error{Name: "TEMPORAL_TLS_CERT", Msg: "TEMPORAL_TLS_KEY is set without its certificate: mutual TLS needs both"}
+	case t.Cert != "":
+		if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+			return &Error{Name: "TEMPORAL_TLS_KEY", Msg: fmt.Sprintf("%s is not the key of the certificate in %s: %v", t.Key, t.Cert, err)}
+		}
+	}
+	if groups&Embedded != 0 && c.TemporalAddress == "" && (t.Enabled() || c.TemporalAPIKey != "") {
+		name := "TEMPORAL_API_KEY"
+		if t.Enabled() {
+			name = "TEMPORAL_TLS_*"
+		}
+		return &Error{Name: name, Msg: "dev's embedded Temporal server is plain: set TEMPORAL_ADDRESS to dial a secured one"}
 	}
 	return nil
 }

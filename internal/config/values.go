@@ -1,12 +1,15 @@
 package config
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -250,4 +253,81 @@ func (v positiveIntValue) Set(s string) error {
 	}
 	*v.p = n
 	return nil
+}
+
+// pemKind is what a PEM file must hold.
+type pemKind uint8
+
+const (
+	pemCert pemKind = iota // one or more certificates (a chain)
+	pemKey                 // a private key
+	pemCA                  // one or more CA certificates
+)
+
+// pemFileValue is the path of a PEM file, checked when set: it must be readable and hold
+// what kind asks for. The value kept is the path; the file is read again when dialling.
+type pemFileValue struct {
+	p    *string
+	kind pemKind
+}
+
+func (v pemFileValue) String() string { return stringValue{v.p}.String() }
+func (v pemFileValue) Set(path string) error {
+	if path == "" {
+		*v.p = ""
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read PEM file: %v", err)
+	}
+	if err := checkPEM(b, v.kind); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	*v.p = path
+	return nil
+}
+
+// checkPEM says what is wrong with a PEM file's contents, never quoting them.
+func checkPEM(b []byte, kind pemKind) error {
+	var certs, keys int
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch {
+		case block.Type == "CERTIFICATE":
+			if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+				return fmt.Errorf("malformed certificate: %v", err)
+			}
+			certs++
+		case strings.HasSuffix(block.Type, "PRIVATE KEY"):
+			if !validKey(block.Bytes) {
+				return fmt.Errorf("malformed %s", block.Type)
+			}
+			keys++
+		}
+	}
+	switch {
+	case kind == pemKey && keys == 0:
+		return errors.New("no PEM private key in it (want a '-----BEGIN PRIVATE KEY-----' or EC/RSA PRIVATE KEY block)")
+	case kind != pemKey && certs == 0:
+		return errors.New("no PEM certificate in it (want a '-----BEGIN CERTIFICATE-----' block)")
+	case kind == pemCA && keys > 0:
+		return errors.New("holds a private key: a CA file needs only the certificate")
+	}
+	return nil
+}
+
+func validKey(der []byte) bool {
+	if _, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return true
+	}
+	if _, err := x509.ParseECPrivateKey(der); err == nil {
+		return true
+	}
+	_, err := x509.ParsePKCS1PrivateKey(der)
+	return err == nil
 }
