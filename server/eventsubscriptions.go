@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,24 +14,33 @@ import (
 	"github.com/gin-gonic/gin"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/singleflight"
 
 	"relay/activities"
-	"relay/internal/eventsubscriptions"
 	"relay/workflows"
 )
 
-// eventCache holds merged events as ready-to-send JSON for a TTL, bounded by an LRU of
-// entries. Expired entries are dropped when next read: no goroutine sweeps it.
+// eventCache holds merged events as ready-to-send JSON, bounded by an LRU of entries: this
+// server's copy of what the events' workflows answered, each kept for as long as its
+// workflow said the answer stays fresh. Expired entries are dropped when next read: no
+// goroutine sweeps it.
+//
+// Its counters are per request, as X-Cache says: a hit is an answer that caused no upstream
+// fetch (from this copy, or from the event's workflow's memory: a hit for the cluster); a
+// miss is a request that caused or joined a fetch, or failed.
 type eventCache struct {
 	entries *lru.Cache[string, cachedEvent]
-	ttl     time.Duration
+	ttl     time.Duration // what a new event's workflow is started with (C42_CACHE_TTL)
 	now     func() time.Time
-	// group lets concurrent misses of one id in this process share one workflow; the
-	// workflow id's conflict policy does the same across processes.
+	// group lets concurrent misses of one id in this process share one ask; the event's
+	// workflow does the same across processes.
 	group        singleflight.Group
 	hits, misses atomic.Int64 // what /metrics exports and the status page shows
+	// workflowHits are the hits the event's workflow answered from memory (within hits).
+	workflowHits atomic.Int64
 }
 
 type cachedEvent struct {
@@ -60,25 +70,43 @@ func newEventCache(ttl time.Duration, size int, reg prometheus.Registerer) *even
 			ConstLabels: prometheus.Labels{"cache": "events", "result": result},
 		}, func() float64 { return float64(n.Load()) }))
 	}
+	register(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "relay_cache_workflow_hits_total",
+		Help: "Merge requests this server had no fresh copy for that the event's workflow answered from memory, " +
+			"without an upstream call (counted as hits in relay_cache_requests_total{cache=\"events\"}).",
+	}, func() float64 { return float64(c.workflowHits.Load()) }))
 	return c
 }
 
-// get returns a fresh entry and how long it stays fresh.
-func (c *eventCache) get(id string) ([]byte, time.Duration, bool) {
+// lookup returns a fresh entry and how long it stays fresh, counting nothing.
+func (c *eventCache) lookup(id string) ([]byte, time.Duration, bool) {
 	e, ok := c.entries.Get(id)
 	if ok {
 		if left := e.expires.Sub(c.now()); left > 0 {
-			c.hits.Add(1)
 			return e.body, left, true
 		}
 		c.entries.Remove(id)
 	}
-	c.misses.Add(1)
 	return nil, 0, false
 }
 
-func (c *eventCache) add(id string, body []byte) {
-	c.entries.Add(id, cachedEvent{body: body, expires: c.now().Add(c.ttl)})
+// get is lookup counted as a hit or a miss.
+func (c *eventCache) get(id string) ([]byte, time.Duration, bool) {
+	body, left, ok := c.lookup(id)
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return body, left, ok
+}
+
+// add keeps body for the cache's TTL.
+func (c *eventCache) add(id string, body []byte) { c.addFor(id, body, c.ttl) }
+
+// addFor keeps body for fresh, measured from now on this server's clock.
+func (c *eventCache) addFor(id string, body []byte, fresh time.Duration) {
+	c.entries.Add(id, cachedEvent{body: body, expires: c.now().Add(fresh)})
 }
 
 // Stats is the status page's view of the cache.
@@ -86,8 +114,9 @@ func (c *eventCache) Stats() cacheStats {
 	return cacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.entries.Len(), TTL: c.ttl}
 }
 
-// handleEventWithSubscriptions answers from the cache, or runs the merge workflow (one per
-// id at a time) and caches its answer. Failures are never cached.
+// handleEventWithSubscriptions answers from this server's copy, or asks the event's
+// workflow (Update-with-Start: the one running for the event, or a new one that fetches),
+// which answers every server from one fetch per TTL. Failures are never kept.
 func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *eventCache) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("event_id")
@@ -95,26 +124,36 @@ func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *event
 			respondError(c, logger, invalidField("event_id", idProblem))
 			return
 		}
-		if body, left, ok := cache.get(id); ok {
+		if body, left, ok := cache.lookup(id); ok {
+			cache.hits.Add(1)
 			sendEvent(c, body, "HIT", left)
 			return
 		}
 		v, err, _ := cache.group.Do(id, func() (any, error) {
 			// Detached from this request: the others sharing the result must not fail
 			// because the first caller hung up.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.EventSubscriptionsRunTimeout+2*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.EventSubscriptionsFetchTimeout+2*time.Second)
 			defer cancel()
-			body, err := mergeEvent(ctx, tc, id)
-			if err == nil {
-				cache.add(id, body)
+			a, err := askMerge(ctx, tc, id, cache.ttl)
+			if err == nil && a.fresh > 0 {
+				cache.addFor(id, a.body, a.fresh)
 			}
-			return body, err
+			return a, err
 		})
 		if err != nil {
+			cache.misses.Add(1)
 			respondError(c, logger, mergeError(c, logger, id, err))
 			return
 		}
-		sendEvent(c, v.([]byte), "MISS", cache.ttl)
+		a := v.(mergeAnswer)
+		if a.fetched {
+			cache.misses.Add(1)
+			sendEvent(c, a.body, "MISS", a.fresh)
+			return
+		}
+		cache.hits.Add(1)
+		cache.workflowHits.Add(1)
+		sendEvent(c, a.body, "HIT", a.fresh)
 	}
 }
 
@@ -124,36 +163,96 @@ func sendEvent(c *gin.Context, body []byte, cacheResult string, fresh time.Durat
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 
-// errMergeNotStarted marks a merge Temporal did not start: Temporal's fault, not upstream's.
+// errMergeNotStarted marks a merge Temporal did not start or join in time: Temporal's
+// fault (or no worker took it), not upstream's.
 type errMergeNotStarted struct{ err error }
 
 func (e errMergeNotStarted) Error() string { return "start merge: " + e.err.Error() }
 func (e errMergeNotStarted) Unwrap() error { return e.err }
 
-// mergeEvent runs (or joins) the event's merge workflow and encodes its answer.
-func mergeEvent(ctx context.Context, tc Temporal, id string) ([]byte, error) {
-	startCtx, cancel := context.WithTimeout(ctx, temporalCallTimeout)
-	defer cancel()
-	run, err := tc.ExecuteWorkflow(startCtx, workflows.EventSubscriptionsStartOptions(id), workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id})
+// mergeAnswer is an event's workflow's answer, encoded.
+type mergeAnswer struct {
+	body    []byte
+	fresh   time.Duration // from when the workflow answered
+	fetched bool          // the ask caused or joined the upstream fetch
+}
+
+// mergeAttempts: an ask can reach a run just as it ends (rejected as closing, or aborted
+// as the run closes); asked again, it reaches the next run.
+const mergeAttempts = 3
+
+// askMerge asks the event's workflow for the merged event, starting one (alive for ttl)
+// if none runs.
+func askMerge(ctx context.Context, tc Temporal, id string, ttl time.Duration) (mergeAnswer, error) {
+	var err error
+	for attempt := range mergeAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return mergeAnswer{}, err
+			case <-time.After(time.Duration(attempt*attempt) * 10 * time.Millisecond):
+			}
+		}
+		var a workflows.EventSubscriptionsAnswer
+		if a, err = updateWithStart(ctx, tc, id, ttl); err == nil {
+			body, err := json.Marshal(a.Event)
+			return mergeAnswer{body: body, fresh: a.FreshFor, fetched: a.Fetched}, err
+		}
+		if !runEnding(err) {
+			return mergeAnswer{}, err
+		}
+	}
+	return mergeAnswer{}, err
+}
+
+// updateWithStart sends the update, waiting until the run has accepted it (a Temporal
+// that does not answer by then is unavailable), then for its answer (a fetch that takes
+// too long is upstream's fault). An answer from memory comes with the acceptance.
+func updateWithStart(ctx context.Context, tc Temporal, id string, ttl time.Duration) (workflows.EventSubscriptionsAnswer, error) {
+	var a workflows.EventSubscriptionsAnswer
+	op := tc.NewWithStartWorkflowOperation(workflows.EventSubscriptionsStartOptions(id, ttl),
+		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id, TTL: ttl})
+	acceptCtx, cancel := context.WithTimeout(ctx, temporalCallTimeout)
+	handle, err := tc.UpdateWithStartWorkflow(acceptCtx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions:          workflows.EventSubscriptionsUpdateOptions(id),
+	})
+	expired := acceptCtx.Err() != nil
+	cancel()
 	if err != nil {
-		return nil, errMergeNotStarted{err}
+		if expired {
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		return a, errMergeNotStarted{err}
 	}
-	var merged eventsubscriptions.Merged
-	if err := run.Get(ctx, &merged); err != nil {
-		return nil, err
+	err = handle.Get(ctx, &a)
+	return a, err
+}
+
+// runEnding says the ask reached a run that is ending or has just ended: ask again.
+func runEnding(err error) bool {
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return true // "workflow update was aborted by closing workflow"
 	}
-	return json.Marshal(merged)
+	root := rootCause(err)
+	return root != nil && root.Type() == workflows.ErrMergeClosing
 }
 
 // mergeError says what went wrong upstream in the API's terms: the event does not exist
 // (404), the calendar API refused or failed (502), or it was too slow (504).
 func mergeError(c *gin.Context, logger *slog.Logger, id string, err error) error {
+	if runEnding(err) { // still, after mergeAttempts asks
+		logger.WarnContext(c.Request.Context(), "merge runs kept ending", "event_id", id, "error", err)
+		return unavailable("merge event "+id+": its workflow was ending; retry", retryTemporal)
+	}
 	var notStarted errMergeNotStarted
 	if errors.As(err, &notStarted) {
 		return temporalError(c, logger, "merge event "+id, notStarted.err)
 	}
 	var timeout *temporal.TimeoutError
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) {
+	var waited *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) || errors.As(err, &waited) {
 		logger.WarnContext(c.Request.Context(), "merge timed out", "event_id", id, "error", err)
 		return Errorf(CodeGatewayTimeout, "the calendar API did not answer in time for event "+id)
 	}

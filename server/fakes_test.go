@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -47,15 +48,66 @@ type fakeTemporal struct {
 	// pendingActivities are a described run's activities under way, by workflow id.
 	pendingActivities map[string][]*workflowpb.PendingActivityInfo
 
+	// update, when set, answers UpdateWithStartWorkflow in place of results and failures.
+	update func(opts client.StartWorkflowOptions, n int) (client.WorkflowUpdateHandle, error)
+
 	mu     sync.Mutex
 	starts []fakeStart
 }
 
-// fakeStart is one ExecuteWorkflow call.
+// fakeStart is one ExecuteWorkflow or UpdateWithStartWorkflow call (update is set for
+// the latter).
 type fakeStart struct {
 	opts     client.StartWorkflowOptions
 	workflow any
 	args     []any
+	update   *client.UpdateWorkflowOptions
+}
+
+// fakeStartOp is the start operation NewWithStartWorkflowOperation makes.
+type fakeStartOp struct {
+	opts     client.StartWorkflowOptions
+	workflow any
+	args     []any
+}
+
+func (fakeStartOp) Get(context.Context) (client.WorkflowRun, error) {
+	return nil, errors.New("fakeStartOp.Get is not faked")
+}
+
+func (f *fakeTemporal) NewWithStartWorkflowOperation(opts client.StartWorkflowOptions, workflow any, args ...any) client.WithStartWorkflowOperation {
+	return fakeStartOp{opts: opts, workflow: workflow, args: args}
+}
+
+// UpdateWithStartWorkflow records the ask as a start and answers startErr; or update's
+// answer when set; or else a handle whose Get answers results[workflow id] or
+// failures[workflow id].
+func (f *fakeTemporal) UpdateWithStartWorkflow(_ context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	op := o.StartWorkflowOperation.(fakeStartOp)
+	f.mu.Lock()
+	f.starts = append(f.starts, fakeStart{opts: op.opts, workflow: op.workflow, args: op.args, update: &o.UpdateOptions})
+	n := len(f.starts)
+	f.mu.Unlock()
+	switch {
+	case f.startErr != nil:
+		return nil, f.startErr
+	case f.update != nil:
+		return f.update(op.opts, n)
+	}
+	return fakeUpdateHandle{result: f.results[op.opts.ID], err: f.failures[op.opts.ID]}, nil
+}
+
+// fakeUpdateHandle's Get answers result, or err.
+type fakeUpdateHandle struct {
+	result any
+	err    error
+}
+
+func (fakeUpdateHandle) WorkflowID() string { return "" }
+func (fakeUpdateHandle) RunID() string      { return "" }
+func (fakeUpdateHandle) UpdateID() string   { return "" }
+func (h fakeUpdateHandle) Get(ctx context.Context, ptr any) error {
+	return fakeRun{result: h.result, err: h.err}.Get(ctx, ptr)
 }
 
 // started is every start so far.

@@ -45,6 +45,10 @@ type Config struct {
 // Temporal is what the API asks of the Temporal client (client.Client has it all).
 type Temporal interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	// NewWithStartWorkflowOperation and UpdateWithStartWorkflow ask an entity workflow
+	// (an event's merge), starting it if none runs.
+	NewWithStartWorkflowOperation(options client.StartWorkflowOptions, workflow any, args ...any) client.WithStartWorkflowOperation
+	UpdateWithStartWorkflow(ctx context.Context, options client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 	Visibility
 }

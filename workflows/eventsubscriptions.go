@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -22,18 +23,28 @@ var eventSubscriptionsRetryPolicy = &temporal.RetryPolicy{
 	NonRetryableErrorTypes: activities.NonRetryableUpstreamErrors,
 }
 
-// eventSubscriptionsActivityOptions bound each call and all its retries, well inside
-// EventSubscriptionsRunTimeout.
+// eventSubscriptionsActivityOptions bound each call and all its retries. The fetch has two
+// steps (the event with the first page, then every further page), so it ends within
+// EventSubscriptionsFetchTimeout.
 var eventSubscriptionsActivityOptions = workflow.ActivityOptions{
 	StartToCloseTimeout:    3 * time.Second,
-	ScheduleToCloseTimeout: 6 * time.Second,
+	ScheduleToCloseTimeout: 5 * time.Second,
 	RetryPolicy:            eventSubscriptionsRetryPolicy,
 }
 
-// EventSubscriptionsRunTimeout is the whole MergeEventSubscriptions run's deadline (the
-// workflow run timeout its starter sets), which keeps the HTTP request that waits on it
-// bounded.
-const EventSubscriptionsRunTimeout = 10 * time.Second
+// EventSubscriptionsFetchTimeout bounds a MergeEventSubscriptions run's fetch, its two
+// steps' activity deadlines: what an HTTP request that waits on a miss may wait.
+const EventSubscriptionsFetchTimeout = 2 * 5 * time.Second
+
+// EventSubscriptionsRunTimeout is EventSubscriptionsFetchTimeout under the name it had when
+// a run was only its fetch (server/httpserver.go sizes the write timeout by it).
+const EventSubscriptionsRunTimeout = EventSubscriptionsFetchTimeout
+
+// eventSubscriptionsMaxAnswers ends a run early that has answered this many updates, as
+// the SDK's continue-as-new suggestion does: each answer adds two events (and the event's
+// names) to the history, and the server refuses more than 2,000 updates a run. The next
+// asker starts a new run, which fetches again.
+const eventSubscriptionsMaxAnswers = 500
 
 // validEventID is what an event id may look like: it becomes part of a workflow id and a URL.
 var validEventID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -41,18 +52,129 @@ var validEventID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // ValidEventID reports whether id can name a calendar event.
 func ValidEventID(id string) bool { return validEventID.MatchString(id) }
 
-// EventSubscriptionsWorkflowID names an event's run: concurrent requests join one.
+// EventSubscriptionsWorkflowID names an event's run: every server's requests for the event
+// reach the one running.
 func EventSubscriptionsWorkflowID(eventID string) string { return "event-subscriptions/" + eventID }
 
-// MergeEventSubscriptionsInput names the event.
+// EventSubscriptionsUpdate asks an event's run for the merged event (no arguments; the
+// answer is an EventSubscriptionsAnswer). Servers send it with Update-with-Start.
+const EventSubscriptionsUpdate = "merged"
+
+// ErrMergeClosing is the type of the rejection an update gets from a run that has decided
+// to end (its answer expired, its fetch failed, its history is long enough): the asker
+// asks again, and a new run starts once this one has closed.
+const ErrMergeClosing = "MergeClosing"
+
+// MergeEventSubscriptionsInput names the event and how long its run answers from memory.
 type MergeEventSubscriptionsInput struct {
 	EventID string `json:"event_id"`
+	// TTL is how long, after its fetch, the run answers updates from memory (the starting
+	// server's C42_CACHE_TTL), on the workflow's clock. Zero: the run answers the updates
+	// that waited on its fetch and ends.
+	TTL time.Duration `json:"ttl,omitempty"`
 }
 
-// MergeEventSubscriptions fetches an event and the first page of its subscriptions at
-// once, then every further page at once, and joins the title with the subscribers' first
-// names in upstream order.
+// EventSubscriptionsAnswer is the answer to an EventSubscriptionsUpdate.
+type EventSubscriptionsAnswer struct {
+	Event eventsubscriptions.Merged `json:"event"`
+	// FreshFor is how long the answer stays fresh from when the run gave it, measured on
+	// the workflow's clock. A duration, never a time: servers' clocks disagree, and each
+	// adds it to its own now.
+	FreshFor time.Duration `json:"fresh_for"`
+	// Fetched says the update waited on the run's fetch (it started the run, or joined
+	// the fetch in flight): a miss. False: the run answered from memory, a hit.
+	Fetched bool `json:"fetched"`
+}
+
+// MergeEventSubscriptions is an event's entity for a TTL: it fetches the event and the
+// first page of its subscriptions at once, then every further page at once, joins the
+// title with the subscribers' first names in upstream order, and answers every
+// EventSubscriptionsUpdate with that until TTL after the fetch. A failed fetch is every
+// waiting update's answer and ends the run at once: failures are never kept. The result
+// is the merged event.
 func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInput) (eventsubscriptions.Merged, error) {
+	m := &mergeImpl{in: in}
+	if err := m.setup(ctx); err != nil {
+		return eventsubscriptions.Merged{}, err
+	}
+	return m.run(ctx)
+}
+
+// mergeImpl is a MergeEventSubscriptions run's state, shared by its main loop and its
+// update handlers.
+type mergeImpl struct {
+	in     MergeEventSubscriptionsInput
+	logger log.Logger
+
+	done       bool // the fetch has ended, with merged or err
+	merged     eventsubscriptions.Merged
+	err        error
+	freshUntil time.Time // workflow time
+	closing    bool      // the run has decided to end: new updates are rejected
+	answered   int
+}
+
+func (m *mergeImpl) setup(ctx workflow.Context) error {
+	m.logger = log.With(workflow.GetLogger(ctx), "event_id", m.in.EventID)
+	return workflow.SetUpdateHandlerWithOptions(ctx, EventSubscriptionsUpdate, m.answer,
+		workflow.UpdateHandlerOptions{Validator: m.validate})
+}
+
+// validate rejects an update the run would not answer with a fresh event: it has decided
+// to end, or what it fetched has expired (the timer that ends it may not have fired yet).
+func (m *mergeImpl) validate(ctx workflow.Context) error {
+	if m.closing || (m.done && !workflow.Now(ctx).Before(m.freshUntil)) {
+		return temporal.NewApplicationError("this run of "+EventSubscriptionsWorkflowID(m.in.EventID)+" is ending; ask again", ErrMergeClosing)
+	}
+	return nil
+}
+
+// answer waits for the fetch, then answers with its result and how long it stays fresh.
+func (m *mergeImpl) answer(ctx workflow.Context) (EventSubscriptionsAnswer, error) {
+	waited := !m.done
+	if err := workflow.Await(ctx, func() bool { return m.done }); err != nil {
+		return EventSubscriptionsAnswer{}, err
+	}
+	if m.err != nil {
+		return EventSubscriptionsAnswer{}, m.err
+	}
+	m.answered++
+	return EventSubscriptionsAnswer{Event: m.merged, FreshFor: max(m.freshUntil.Sub(workflow.Now(ctx)), 0), Fetched: waited}, nil
+}
+
+func (m *mergeImpl) run(ctx workflow.Context) (eventsubscriptions.Merged, error) {
+	m.merged, m.err = m.fetch(ctx)
+	m.freshUntil = workflow.Now(ctx).Add(m.in.TTL)
+	m.done = true
+	if m.err == nil && m.in.TTL > 0 {
+		m.keep(ctx)
+	}
+	m.closing = true
+	// Every accepted update gets its answer before the run closes.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return eventsubscriptions.Merged{}, err
+	}
+	m.logger.Info("merge run ends", "answered", m.answered, "failed", m.err != nil)
+	return m.merged, m.err
+}
+
+// keep answers from memory until the TTL has passed, or earlier when the history should
+// not grow further.
+func (m *mergeImpl) keep(ctx workflow.Context) {
+	full := func() bool {
+		return m.answered >= eventSubscriptionsMaxAnswers || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+	}
+	ended, err := workflow.AwaitWithTimeout(ctx, m.in.TTL, full)
+	if err != nil || ended {
+		m.logger.Info("merge run ends before its TTL", "answered", m.answered, "error", err)
+	}
+}
+
+// fetch fetches the event and the first page of its subscriptions at once, then every
+// further page at once, and joins the title with the subscribers' first names in upstream
+// order.
+func (m *mergeImpl) fetch(ctx workflow.Context) (eventsubscriptions.Merged, error) {
+	in := m.in
 	if !ValidEventID(in.EventID) {
 		return eventsubscriptions.Merged{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("event_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.EventID), activities.ErrInvalidInput, nil)

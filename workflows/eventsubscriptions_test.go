@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -114,18 +115,18 @@ func (s *EventSubscriptionsSuite) TestNotFoundAndUnauthorizedAreNotRetried() {
 	}
 }
 
-// An upstream that hangs is cut off by the activity's deadline, so the run ends well
-// inside EventSubscriptionsRunTimeout and the HTTP request waiting on it stays bounded.
+// An upstream that hangs is cut off by the activities' deadlines, so the fetch ends inside
+// EventSubscriptionsFetchTimeout and the HTTP request waiting on it stays bounded.
 func (s *EventSubscriptionsSuite) TestAHangingUpstreamEndsInsideTheDeadline() {
 	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).
 		Return(activities.Event{}, temporal.NewTimeoutError(0 /* start-to-close */, nil))
 	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, mock.Anything).
 		Return(activities.SubscriptionsPage{Names: []string{}}, nil).Maybe()
 	start := s.env.Now()
-	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID, TTL: time.Minute})
 	s.Error(s.env.GetWorkflowError())
 	s.LessOrEqual(s.env.Now().Sub(start), eventSubscriptionsActivityOptions.ScheduleToCloseTimeout)
-	s.Less(eventSubscriptionsActivityOptions.ScheduleToCloseTimeout, EventSubscriptionsRunTimeout)
+	s.LessOrEqual(2*eventSubscriptionsActivityOptions.ScheduleToCloseTimeout, EventSubscriptionsFetchTimeout)
 }
 
 // An API that sends fewer per page than asked is paged by what it sends.
@@ -159,4 +160,136 @@ func (s *EventSubscriptionsSuite) TestBadIDNeverReachesAnActivity() {
 	var appErr *temporal.ApplicationError
 	s.Require().ErrorAs(s.env.GetWorkflowError(), &appErr)
 	s.Equal(activities.ErrInvalidInput, appErr.Type())
+}
+
+// updates records the answers to EventSubscriptionsUpdates sent to the run.
+type updates struct {
+	s        *EventSubscriptionsSuite
+	answers  map[string]EventSubscriptionsAnswer
+	errs     map[string]error
+	rejected map[string]error
+	at       map[string]time.Time // when each was answered, on the workflow's clock
+}
+
+func (s *EventSubscriptionsSuite) updates() *updates {
+	return &updates{s: s, answers: map[string]EventSubscriptionsAnswer{}, errs: map[string]error{},
+		rejected: map[string]error{}, at: map[string]time.Time{}}
+}
+
+// send asks the run after delay (on the workflow's clock).
+func (u *updates) send(id string, delay time.Duration) {
+	u.s.env.RegisterDelayedCallback(func() {
+		u.s.env.UpdateWorkflow(EventSubscriptionsUpdate, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { u.rejected[id] = err },
+			OnComplete: func(v any, err error) {
+				u.at[id] = u.s.env.Now()
+				if err != nil {
+					u.errs[id] = err
+					return
+				}
+				u.answers[id] = v.(EventSubscriptionsAnswer)
+			},
+		})
+	}, delay)
+}
+
+func (s *EventSubscriptionsSuite) onTeamSync(after time.Duration) {
+	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).After(after).Return(activities.Event{ID: evID, Title: "Team sync"}, nil).Once()
+	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).After(after).
+		Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"Bob", "Ella"}, Count: 2}, nil).Once()
+}
+
+// The entity: updates that arrive during the fetch wait for it (misses); later ones are
+// answered from memory (hits), each with what is left of the TTL; the run ends TTL after
+// its fetch, having fetched once.
+func (s *EventSubscriptionsSuite) TestAnswersEveryUpdateFromOneFetchForTheTTL() {
+	const ttl = 252 * time.Second
+	s.onTeamSync(time.Second)
+	u := s.updates()
+	u.send("starter", 0)
+	u.send("during-the-fetch", 500*time.Millisecond)
+	u.send("later", 101*time.Second)
+	u.send("last", ttl)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID, TTL: ttl})
+
+	want := merged("Team sync", "Bob", "Ella")
+	s.Equal(want, s.merged(), "the run's result is the merged event")
+	s.Equal(ttl+time.Second, s.env.Now().Sub(start), "alive for the TTL after its fetch")
+	s.Empty(u.errs)
+	s.Empty(u.rejected)
+	s.Equal(EventSubscriptionsAnswer{Event: want, FreshFor: ttl, Fetched: true}, u.answers["starter"])
+	s.Equal(EventSubscriptionsAnswer{Event: want, FreshFor: ttl, Fetched: true}, u.answers["during-the-fetch"])
+	s.Equal(EventSubscriptionsAnswer{Event: want, FreshFor: ttl - 100*time.Second, Fetched: false}, u.answers["later"],
+		"a hit from memory, fresh for what is left of the TTL")
+	s.Equal(EventSubscriptionsAnswer{Event: want, FreshFor: time.Second, Fetched: false}, u.answers["last"])
+}
+
+// A failed fetch is the answer of every update waiting on it, and the run ends at once:
+// nothing is kept.
+func (s *EventSubscriptionsSuite) TestAFailedFetchIsAnsweredAndEndsTheRun() {
+	s.env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).After(time.Second).
+		Return(activities.Event{}, temporal.NewNonRetryableApplicationError("c42: 404", activities.ErrUpstreamNotFound, nil)).Once()
+	s.env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
+		Return(activities.SubscriptionsPage{Names: []string{}}, nil).Maybe()
+	u := s.updates()
+	u.send("a", 0)
+	u.send("b", 100*time.Millisecond)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID, TTL: time.Hour})
+
+	s.True(s.env.IsWorkflowCompleted())
+	s.Error(s.env.GetWorkflowError())
+	s.Less(s.env.Now().Sub(start), 2*time.Second, "a failure ends the run at once")
+	for _, id := range []string{"a", "b"} {
+		var appErr *temporal.ApplicationError
+		s.Require().ErrorAs(u.errs[id], &appErr, id)
+		s.Equal(activities.ErrUpstreamNotFound, appErr.Type(), id)
+	}
+}
+
+// A run whose history should not grow (the SDK suggests continue-as-new) ends early; the
+// next asker starts a new run.
+func (s *EventSubscriptionsSuite) TestEndsEarlyWhenTheHistoryIsLong() {
+	s.onTeamSync(0)
+	u := s.updates()
+	u.send("starter", 0)
+	s.env.RegisterDelayedCallback(func() { s.env.SetContinueAsNewSuggested(true) }, time.Minute)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID, TTL: time.Hour})
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal(time.Minute, s.env.Now().Sub(start), "ended when the suggestion came, not at the TTL")
+	s.Contains(u.answers, "starter")
+}
+
+// Likewise a run that has answered eventSubscriptionsMaxAnswers updates.
+func (s *EventSubscriptionsSuite) TestEndsEarlyAfterManyAnswers() {
+	s.onTeamSync(0)
+	u := s.updates()
+	for i := range eventSubscriptionsMaxAnswers + 5 {
+		u.send(fmt.Sprint("u", i), time.Duration(i)*time.Second)
+	}
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID, TTL: 24 * time.Hour})
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal(time.Duration(eventSubscriptionsMaxAnswers-1)*time.Second, s.env.Now().Sub(start))
+	s.Len(u.answers, eventSubscriptionsMaxAnswers)
+}
+
+// A run started without a TTL (as before runs lived on) answers the updates that waited
+// on its fetch and ends.
+func (s *EventSubscriptionsSuite) TestWithoutATTLTheRunEndsAfterItsFetch() {
+	s.onTeamSync(time.Second)
+	u := s.updates()
+	u.send("starter", 0)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
+	s.Equal(merged("Team sync", "Bob", "Ella"), s.merged())
+	s.Equal(time.Second, s.env.Now().Sub(start))
+	s.Equal(EventSubscriptionsAnswer{Event: merged("Team sync", "Bob", "Ella"), FreshFor: 0, Fetched: true}, u.answers["starter"])
+}
+
+func merged(title string, names ...string) eventsubscriptions.Merged {
+	return eventsubscriptions.Merged{ID: evID, Title: title, Names: names}
 }

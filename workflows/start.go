@@ -19,16 +19,30 @@ func IncidentsRefreshStartOptions(at time.Time) client.StartWorkflowOptions {
 	}
 }
 
-// EventSubscriptionsStartOptions starts an event's merge, or joins the one running:
-// however many requests ask at once, one run fetches. A closed run's id may be reused
-// (the next request after the cache expired).
-func EventSubscriptionsStartOptions(eventID string) client.StartWorkflowOptions {
+// EventSubscriptionsStartOptions starts an event's run, alive for ttl after its fetch, or
+// joins the one running (Update-with-Start: however many servers ask, one run fetches). A
+// closed run's id may be reused: the next request after the answer expired starts a new
+// run. The run timeout is only a backstop: a run ends by itself at fetch + ttl.
+func EventSubscriptionsStartOptions(eventID string, ttl time.Duration) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       EventSubscriptionsWorkflowID(eventID),
 		TaskQueue:                TaskQueue,
-		WorkflowRunTimeout:       EventSubscriptionsRunTimeout,
+		WorkflowRunTimeout:       EventSubscriptionsFetchTimeout + ttl + time.Minute,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+}
+
+// EventSubscriptionsUpdateOptions asks the event's run (the one the start operation
+// started or found) for the merged event. It waits until the run has accepted the update:
+// at once for an answer from memory, which then comes with it; otherwise the asker then
+// waits on the handle for the fetch. Waiting for acceptance only tells a Temporal that
+// does not answer (503) from a fetch that takes long (504).
+func EventSubscriptionsUpdateOptions(eventID string) client.UpdateWorkflowOptions {
+	return client.UpdateWorkflowOptions{
+		WorkflowID:   EventSubscriptionsWorkflowID(eventID),
+		UpdateName:   EventSubscriptionsUpdate,
+		WaitForStage: client.WorkflowUpdateStageAccepted,
 	}
 }
 
