@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,7 +15,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/serviceerror"
 
+	"relay/internal/incidents"
 	"relay/internal/store"
 	"relay/workflows"
 )
@@ -27,8 +28,8 @@ type SnapshotSource interface {
 	Snapshot(ctx context.Context, id int64) (store.Snapshot, error)
 }
 
-// IncidentSnapshots holds the newest incident snapshot in memory, ready to send: the body,
-// its gzip, its ETag. GET /incidents only reads a pointer; Watch swaps it when a newer
+// IncidentSnapshots holds the newest incident snapshot in memory, ready to send: its gzip
+// (compressed once, by the worker that built it) and its ETag. GET /incidents only reads a pointer; Watch swaps it when a newer
 // snapshot is published, and keeps the last good one whatever happens upstream.
 type IncidentSnapshots struct {
 	src    SnapshotSource
@@ -39,7 +40,8 @@ type IncidentSnapshots struct {
 type servedSnapshot struct {
 	id           int64
 	createdAt    time.Time
-	body, gz     []byte
+	gz           []byte // the body, gzip-compressed
+	size         int    // the body's size, uncompressed
 	etag         string
 	lastModified string
 }
@@ -65,22 +67,23 @@ func (s *IncidentSnapshots) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // once per snapshot, served many times
-	if _, err := zw.Write(snap.Body); err != nil {
-		return err
+	gz, etag, size := snap.Gzip, snap.ETag, snap.Bytes
+	if gz == nil {
+		// Published before workers compressed snapshots (migration 00009): compress it here.
+		if gz, err = incidents.Gzip(snap.Body); err != nil {
+			return err
+		}
+		size = len(snap.Body)
 	}
-	if err := zw.Close(); err != nil {
-		return err
+	if etag == "" {
+		etag = incidents.ETag(snap.Body)
 	}
-	sum := sha256.Sum256(snap.Body)
 	s.cur.Store(&servedSnapshot{
-		id: snap.ID, createdAt: snap.CreatedAt, body: snap.Body, gz: gz.Bytes(),
-		etag:         `"` + hex.EncodeToString(sum[:16]) + `"`,
+		id: snap.ID, createdAt: snap.CreatedAt, gz: gz, size: size, etag: etag,
 		lastModified: snap.CreatedAt.UTC().Format(http.TimeFormat),
 	})
 	s.logger.Info("serving incident snapshot", "snapshot_id", snap.ID, "workflow_id", snap.WorkflowID,
-		"bytes", len(snap.Body), "gzip_bytes", gz.Len())
+		"bytes", size, "gzip_bytes", len(gz), "compressed_here", snap.Gzip == nil)
 	return nil
 }
 
@@ -122,7 +125,7 @@ func (s *IncidentSnapshots) Info() (SnapshotInfo, bool) {
 	if cur == nil {
 		return SnapshotInfo{}, false
 	}
-	return SnapshotInfo{ID: cur.id, CreatedAt: cur.createdAt, Bytes: len(cur.body), GzBytes: len(cur.gz)}, true
+	return SnapshotInfo{ID: cur.id, CreatedAt: cur.createdAt, Bytes: cur.size, GzBytes: len(cur.gz)}, true
 }
 
 func (s *IncidentSnapshots) register(reg prometheus.Registerer) {
@@ -137,8 +140,9 @@ func (s *IncidentSnapshots) register(reg prometheus.Registerer) {
 	}))
 }
 
-// handleIncidentsGet serves the snapshot from memory: 304 for a known ETag, gzip when the
-// client takes it, 503 with Retry-After before the first snapshot exists.
+// handleIncidentsGet serves the snapshot from memory: 304 for a known ETag, the stored gzip
+// as it is when the client takes it (nearly all do), else that gzip decompressed as it is
+// sent; 503 with Retry-After before the first snapshot exists.
 func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		snap := snaps.cur.Load()
@@ -161,21 +165,40 @@ func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.Handl
 			c.Data(http.StatusOK, "application/json; charset=utf-8", snap.gz)
 			return
 		}
-		c.Data(http.StatusOK, "application/json; charset=utf-8", snap.body)
+		zr, err := gzip.NewReader(bytes.NewReader(snap.gz))
+		if err != nil {
+			respondError(c, logger, fmt.Errorf("incident snapshot %d: %w", snap.id, err))
+			return
+		}
+		c.DataFromReader(http.StatusOK, int64(snap.size), "application/json; charset=utf-8", zr, nil)
 	}
 }
 
-// handleIncidentsRefresh starts a rebuild now.
+// Refresh outcomes, as POST /incidents/refresh answers them.
+const (
+	refreshStarted = "started"
+	refreshJoined  = "joined"
+)
+
+// handleIncidentsRefresh starts a rebuild now, or joins the one running (scheduled or
+// asked for): every refresh runs as workflows.IncidentsRefreshWorkflowID, so Temporal
+// itself decides, atomically, for every server at once. The answer says which.
 func handleIncidentsRefresh(logger *slog.Logger, tc Temporal) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()
-		run, err := tc.ExecuteWorkflow(ctx, workflows.IncidentsRefreshStartOptions(time.Now()), workflows.AggregateIncidentsWorkflowType, workflows.AggregateIncidentsInput{})
-		if err != nil {
+		run, err := tc.ExecuteWorkflow(ctx, workflows.IncidentsRefreshStartOptions(), workflows.AggregateIncidentsWorkflowType, workflows.AggregateIncidentsInput{})
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		switch {
+		case errors.As(err, &already):
+			respond(c, logger, http.StatusAccepted, gin.H{
+				"workflow_id": workflows.IncidentsRefreshWorkflowID, "run_id": already.RunId, "refresh": refreshJoined,
+			})
+		case err != nil:
 			respondError(c, logger, temporalError(c, logger, "start incidents refresh", err))
-			return
+		default:
+			respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "refresh": refreshStarted})
 		}
-		respond(c, logger, http.StatusAccepted, gin.H{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
 	}
 }
 

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
 	"relay/internal/store"
@@ -142,10 +144,11 @@ func TestIncidentsRefreshStartsTheWorkflow(t *testing.T) {
 
 	rec := serve(h, httptest.NewRequest(http.MethodPost, "/incidents/refresh", nil))
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
-	var got startAnswer
+	var got refreshAnswer
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-	assert.True(t, strings.HasPrefix(got.WorkflowID, "incidents/manual-"), got.WorkflowID)
+	assert.Equal(t, workflows.IncidentsRefreshWorkflowID, got.WorkflowID)
 	assert.NotEmpty(t, got.RunID)
+	assert.Equal(t, "started", got.Refresh)
 
 	starts := tc.started()
 	require.Len(t, starts, 1)
@@ -153,6 +156,66 @@ func TestIncidentsRefreshStartsTheWorkflow(t *testing.T) {
 	assert.Equal(t, workflows.TaskQueue, starts[0].opts.TaskQueue)
 	assert.Equal(t, workflows.IncidentsRunTimeout, starts[0].opts.WorkflowRunTimeout)
 	assert.Equal(t, got.WorkflowID, starts[0].opts.ID)
+	// Temporal decides start or join, for every server at once: the start fails on a
+	// running refresh (it is not silently answered with that run), which is then joined.
+	assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, starts[0].opts.WorkflowIDConflictPolicy)
+	assert.True(t, starts[0].opts.WorkflowExecutionErrorWhenAlreadyStarted)
+	assert.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, starts[0].opts.WorkflowIDReusePolicy)
+}
+
+// While a refresh runs (the schedule's or another request's), a request joins it: the
+// same 202, with the running run's id and "refresh": "joined".
+func TestIncidentsRefreshJoinsTheRunningOne(t *testing.T) {
+	tc := &fakeTemporal{startErr: serviceerror.NewWorkflowExecutionAlreadyStarted("running", "req-1", "run-running")}
+	h, _ := incidentsAPI(t, &snapshotStore{}, tc)
+	rec := serve(h, httptest.NewRequest(http.MethodPost, "/incidents/refresh", nil))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	var got refreshAnswer
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	assert.Equal(t, refreshAnswer{WorkflowID: workflows.IncidentsRefreshWorkflowID, RunID: "run-running", Refresh: "joined"}, got)
+	assert.Len(t, tc.started(), 1, "one start tried, none other")
+}
+
+// A snapshot the worker stored compressed is served as stored: the gzip bytes as they
+// are, its ETag, and decompressed only for a client that takes no gzip.
+func TestIncidentsServeTheStoredGzipAsItIs(t *testing.T) {
+	body := []byte(`{"4506":{"low":{"count":0,"incidents":[]}}}` + strings.Repeat(" ", 2000))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(body)
+	require.NoError(t, zw.Close())
+	src := &snapshotStore{snap: &store.Snapshot{ID: 3, CreatedAt: time.Now(), Gzip: gz.Bytes(), ETag: `"stored"`, Bytes: len(body)}}
+	h, snaps := incidentsAPI(t, src, &fakeTemporal{})
+	require.NoError(t, snaps.Load(t.Context()))
+
+	req := httptest.NewRequest(http.MethodGet, "/incidents", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := serve(h, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
+	assert.Equal(t, gz.Bytes(), rec.Body.Bytes(), "the stored bytes, not compressed again")
+	assert.Equal(t, []string{`"stored"`}, rec.Header()["ETag"])
+
+	rec = serve(h, httptest.NewRequest(http.MethodGet, "/incidents", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Empty(t, rec.Header().Get("Content-Encoding"))
+	assert.Equal(t, body, rec.Body.Bytes())
+	assert.Equal(t, strconv.Itoa(len(body)), rec.Header().Get("Content-Length"))
+
+	req = httptest.NewRequest(http.MethodGet, "/incidents", nil)
+	req.Header.Set("If-None-Match", `"stored"`)
+	assert.Equal(t, http.StatusNotModified, serve(h, req).Code)
+
+	info, ok := snaps.Info()
+	require.True(t, ok)
+	assert.Equal(t, SnapshotInfo{ID: 3, CreatedAt: src.snap.CreatedAt, Bytes: len(body), GzBytes: gz.Len()}, info)
+}
+
+// refreshAnswer is the 202 of POST /incidents/refresh.
+type refreshAnswer struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	Refresh    string `json:"refresh"`
 }
 
 func TestIncidentsRefreshWhileTemporalIsDownIs503(t *testing.T) {

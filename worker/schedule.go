@@ -13,37 +13,22 @@ import (
 )
 
 // EnsureIncidentsSchedule makes the incidents-refresh schedule run every interval: it
-// creates the schedule, or updates an existing one's interval (several workers starting
-// at once all end up here). With runNow, it also triggers one run at once: a fresh system
-// has no snapshot to serve until then.
+// creates the schedule, or updates an existing one's interval and action (several workers
+// starting at once all end up here). Its action is RefreshIncidents, which runs the
+// refresh under workflows.IncidentsRefreshWorkflowID, the id POST /incidents/refresh
+// starts or joins: one refresh at a time, whoever asks. With runNow, it also triggers one
+// run at once: a fresh system has no snapshot to serve until then.
 func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Duration, runNow bool) error {
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
-	policy := client.SchedulePolicies{Overlap: workflows.IncidentsScheduleOverlap}
-	sc := c.ScheduleClient()
-	handle, err := sc.Create(ctx, client.ScheduleOptions{
-		ID:      workflows.IncidentsScheduleID,
-		Spec:    spec,
-		Overlap: policy.Overlap,
-		Action: &client.ScheduleWorkflowAction{
-			ID:                 workflows.IncidentsScheduledWorkflowID,
-			Workflow:           workflows.AggregateIncidentsWorkflowType,
-			Args:               []any{workflows.AggregateIncidentsInput{}},
-			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: workflows.IncidentsRunTimeout,
-		},
-	})
-	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		handle = sc.GetHandle(ctx, workflows.IncidentsScheduleID)
-		err = handle.Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				s := in.Description.Schedule
-				s.Spec, s.Policy = &spec, &policy
-				return &client.ScheduleUpdate{Schedule: &s}, nil
-			},
-		})
+	action := &client.ScheduleWorkflowAction{
+		ID:                 workflows.IncidentsScheduledWorkflowID,
+		Workflow:           workflows.RefreshIncidentsWorkflowType,
+		Args:               []any{workflows.RefreshIncidentsInput{}},
+		TaskQueue:          workflows.TaskQueue,
+		WorkflowRunTimeout: workflows.RefreshIncidentsRunTimeout,
 	}
+	handle, err := ensureSchedule(ctx, c, workflows.IncidentsScheduleID, every, action)
 	if err != nil {
-		return fmt.Errorf("schedule %s: %w", workflows.IncidentsScheduleID, err)
+		return err
 	}
 	if runNow {
 		if err := handle.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: workflows.IncidentsScheduleOverlap}); err != nil {
@@ -51,4 +36,42 @@ func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Du
 		}
 	}
 	return nil
+}
+
+// EnsureStagedBlobsSweepSchedule makes the staged-blobs-sweep schedule run SweepStagedBlobs
+// every workflows.StagedBlobsSweepInterval: it drops what runs that died before their own
+// cleanup left in the store.
+func EnsureStagedBlobsSweepSchedule(ctx context.Context, c client.Client) error {
+	_, err := ensureSchedule(ctx, c, workflows.StagedBlobsSweepScheduleID, workflows.StagedBlobsSweepInterval,
+		&client.ScheduleWorkflowAction{
+			ID:                 workflows.StagedBlobsSweepWorkflowID,
+			Workflow:           workflows.SweepStagedBlobsWorkflowType,
+			Args:               []any{workflows.SweepStagedBlobsInput{}},
+			TaskQueue:          workflows.TaskQueue,
+			WorkflowRunTimeout: 5 * time.Minute,
+		})
+	return err
+}
+
+// ensureSchedule creates schedule id (overlap: skip), or brings an existing one's spec,
+// policy and action up to date: a schedule created by an older worker gets this one's.
+func ensureSchedule(ctx context.Context, c client.Client, id string, every time.Duration, action *client.ScheduleWorkflowAction) (client.ScheduleHandle, error) {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	policy := client.SchedulePolicies{Overlap: workflows.IncidentsScheduleOverlap}
+	sc := c.ScheduleClient()
+	handle, err := sc.Create(ctx, client.ScheduleOptions{ID: id, Spec: spec, Overlap: policy.Overlap, Action: action})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		handle = sc.GetHandle(ctx, id)
+		err = handle.Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				s := in.Description.Schedule
+				s.Spec, s.Policy, s.Action = &spec, &policy, action
+				return &client.ScheduleUpdate{Schedule: &s}, nil
+			},
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: %w", id, err)
+	}
+	return handle, nil
 }

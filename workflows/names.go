@@ -21,6 +21,8 @@ const (
 	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
 	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
 	AggregateIncidentsWorkflowType      = "AggregateIncidents"
+	RefreshIncidentsWorkflowType        = "RefreshIncidents"
+	SweepStagedBlobsWorkflowType        = "SweepStagedBlobs"
 	GeolocateWorkflowType               = "Geolocate"
 )
 
@@ -32,6 +34,8 @@ func All() map[string]any {
 		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
 		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
 		AggregateIncidentsWorkflowType:      AggregateIncidents,
+		RefreshIncidentsWorkflowType:        RefreshIncidents,
+		SweepStagedBlobsWorkflowType:        SweepStagedBlobs,
 		GeolocateWorkflowType:               Geolocate,
 	}
 }

@@ -10,12 +10,20 @@ import (
 // How relay starts its workflows: every option of every start, in one place, so that the
 // API and the worker's dispatcher only say which one.
 
-// IncidentsRefreshStartOptions starts a refresh asked for at (POST /incidents/refresh).
-func IncidentsRefreshStartOptions(at time.Time) client.StartWorkflowOptions {
+// IncidentsRefreshStartOptions starts a refresh (POST /incidents/refresh) under the one
+// refresh id, which the schedule's runs use too: while a refresh runs, the start fails
+// with WorkflowExecutionAlreadyStarted naming the running run, and the caller joins it.
+// A closed refresh's id may be reused.
+func IncidentsRefreshStartOptions() client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                 IncidentsManualWorkflowID(at),
-		TaskQueue:          TaskQueue,
-		WorkflowRunTimeout: IncidentsRunTimeout,
+		ID:                       IncidentsRefreshWorkflowID,
+		TaskQueue:                TaskQueue,
+		WorkflowRunTimeout:       IncidentsRunTimeout,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK answers a running id with that run, and the caller could not
+		// tell a join from a start.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}
 }
 

@@ -308,6 +308,9 @@ func (s *System) startWorker(ctx context.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	if err := worker.EnsureStagedBlobsSweepSchedule(ctx, s.Client); err != nil {
+		return err
+	}
 	return worker.EnsureIncidentsSchedule(ctx, s.Client, cfg.Incidents.RefreshInterval, errors.Is(err, store.ErrNotFound))
 }
 
