@@ -159,13 +159,17 @@ func (m *mergeImpl) run(ctx workflow.Context) (eventsubscriptions.Merged, error)
 }
 
 // keep answers from memory until the TTL has passed, or earlier when the history should
-// not grow further.
+// not grow further. An update that comes after the TTL but before the timer has fired
+// (timers may fire late) is rejected by the validator and, in the same workflow task, ends
+// the run here, so that the asker's next try starts a new one.
 func (m *mergeImpl) keep(ctx workflow.Context) {
 	full := func() bool {
 		return m.answered >= eventSubscriptionsMaxAnswers || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 	}
-	ended, err := workflow.AwaitWithTimeout(ctx, m.in.TTL, full)
-	if err != nil || ended {
+	ended, err := workflow.AwaitWithTimeout(ctx, m.in.TTL, func() bool {
+		return full() || !workflow.Now(ctx).Before(m.freshUntil)
+	})
+	if err != nil || (ended && full()) {
 		m.logger.Info("merge run ends before its TTL", "answered", m.answered, "error", err)
 	}
 }

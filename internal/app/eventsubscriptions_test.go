@@ -212,3 +212,50 @@ func TestColdEventFetchedOnceAcrossServerProcesses(t *testing.T) {
 	assert.Equal(t, 1, c42.CallCount(eventsAPI), "one merge for both processes")
 	assert.Equal(t, 1, c42.CallCount(subsAPI))
 }
+
+// Two servers, one after the other: the second server's first request for an event the
+// first server fetched is answered by the event's workflow from memory, without a call to
+// the calendar API (the requirement: no upstream call for an event asked for in the last
+// TTL, however many servers ask), and is a hit.
+func TestColdEventFetchedOnceAcrossServersOneAfterTheOther(t *testing.T) {
+	env := relaytest.Start(t)
+	cfg := env.Config
+	cfg.HTTPAddr = "127.0.0.1:0"
+	second, err := app.Start(t.Context(), cfg, app.Server, testenv.Logger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+	c42 := env.Sims.Sim(sim.C42)
+
+	resp, first, _ := getEvent(t, env, "/events-with-subscriptions/"+allHands)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "MISS", resp.Header.Get("X-Cache"))
+	require.Equal(t, 1, c42.CallCount(eventsAPI))
+	calls := len(c42.Calls())
+
+	for i, want := range []string{"HIT", "HIT"} { // from the workflow, then from the second server's copy
+		resp, err := env.HTTP.Get("http://" + second.HTTPAddr + "/events-with-subscriptions/" + allHands + "/")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		assert.Equal(t, want, resp.Header.Get("X-Cache"), "request %d on the second server", i)
+		assert.Regexp(t, `^max-age=(25[0-2]|24\d)$`, resp.Header.Get("Cache-Control"))
+		var again mergedEvent
+		require.NoError(t, json.Unmarshal(b, &again))
+		assert.Equal(t, first, again)
+	}
+	assert.Len(t, c42.Calls(), calls, "the second server made no upstream call")
+
+	// The second server asked the workflow once: one update in the run's history besides
+	// the first server's.
+	var updates int
+	iter := env.Client.GetWorkflowHistory(t.Context(), "event-subscriptions/"+allHands, "", false, 0)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		if ev.GetWorkflowExecutionUpdateCompletedEventAttributes() != nil {
+			updates++
+		}
+	}
+	assert.Equal(t, 2, updates, "one ask per server")
+}
