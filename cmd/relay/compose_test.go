@@ -5,14 +5,20 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/headers"
+
+	"relay/internal/cluster"
 	"relay/internal/config"
 	"relay/internal/sim"
 )
@@ -30,6 +36,7 @@ type composeFile struct {
 		Ports       []string       `yaml:"ports"`
 		Container   string         `yaml:"container_name"`
 		Volumes     []string       `yaml:"volumes"`
+		StopGrace   string         `yaml:"stop_grace_period"`
 	} `yaml:"services"`
 }
 
@@ -47,7 +54,6 @@ func TestComposeRunsEveryPartOnTemporalAndPostgres(t *testing.T) {
 	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "temporal-admin-tools", "relay-server", "relay-worker", "relay-sim"} {
 		require.Contains(t, f.Services, name)
 	}
-	assert.Contains(t, f.Services["temporal"].Image, "temporalio/auto-setup")
 	assert.Equal(t, "postgres12", f.Services["temporal"].Environment["DB"], "Temporal persists to PostgreSQL")
 
 	for name, svc := range f.Services {
@@ -58,6 +64,70 @@ func TestComposeRunsEveryPartOnTemporalAndPostgres(t *testing.T) {
 	// --scale relay-worker=3 needs a worker without a fixed name or host port.
 	assert.Empty(t, f.Services["relay-worker"].Container)
 	assert.Empty(t, f.Services["relay-worker"].Ports)
+}
+
+// The compose file and the topology harness (internal/cluster) run the same Temporal: the
+// server relay embeds (go.mod's version, as the running server reports it), with the same
+// dynamic config file, which the server's own loader accepts, and the same persistence sizes.
+func TestComposeAndTheHarnessRunTheSameTemporal(t *testing.T) {
+	f := loadCompose(t)
+	gomod, err := os.ReadFile("../../go.mod")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^\s*go\.temporal\.io/server v(\S+)$`).FindSubmatch(gomod)
+	require.NotNil(t, m, "go.mod requires go.temporal.io/server")
+	version := string(m[1])
+	assert.Equal(t, headers.ServerVersion, version, "the server relay links reports go.mod's version")
+	assert.Equal(t, "temporalio/server:"+version, f.Services["temporal"].Image)
+	for _, name := range []string{"temporal-schema", "temporal-namespace", "temporal-admin-tools"} {
+		assert.Equal(t, "temporalio/admin-tools:"+version, f.Services[name].Image, name)
+	}
+
+	assert.Contains(t, f.Services["temporal"].Volumes, "./"+cluster.DynamicConfigFile+":"+stringify(f.Services["temporal"].Environment["DYNAMIC_CONFIG_FILE_PATH"])+":ro",
+		"compose mounts the harness's dynamic config where DYNAMIC_CONFIG_FILE_PATH points")
+	dyn, err := os.ReadFile("../../" + cluster.DynamicConfigFile)
+	require.NoError(t, err)
+	require.NoError(t, dynamicconfig.LoadYamlFile(dyn).Err(), "the server's loader accepts the dynamic config")
+
+	harness, err := os.ReadFile("../../" + cluster.ServerConfigFile)
+	require.NoError(t, err)
+	var hc struct {
+		Persistence struct {
+			NumHistoryShards int `yaml:"numHistoryShards"`
+			DataStores       map[string]struct {
+				SQL struct {
+					PluginName string `yaml:"pluginName"`
+					MaxConns   int    `yaml:"maxConns"`
+				} `yaml:"sql"`
+			} `yaml:"datastores"`
+		} `yaml:"persistence"`
+	}
+	// The template's {{ }} lines are not YAML values: read the file with them blanked.
+	plain := regexp.MustCompile(`\{\{[^}]*\}\}`).ReplaceAll(harness, []byte("0"))
+	require.NoError(t, yaml.Unmarshal(plain, &hc))
+	env := f.Services["temporal"].Environment
+	assert.Equal(t, stringify(env["NUM_HISTORY_SHARDS"]), strconv.Itoa(hc.Persistence.NumHistoryShards), "history shards")
+	assert.Equal(t, stringify(env["DB"]), hc.Persistence.DataStores["default"].SQL.PluginName)
+	assert.Equal(t, stringify(env["SQL_MAX_CONNS"]), strconv.Itoa(hc.Persistence.DataStores["default"].SQL.MaxConns))
+	assert.Equal(t, stringify(env["SQL_VIS_MAX_CONNS"]), strconv.Itoa(hc.Persistence.DataStores["visibility"].SQL.MaxConns))
+}
+
+// relay's store has a database and user of its own, and relay's processes are given longer
+// than their drain to stop.
+func TestComposeGivesRelayItsOwnDatabaseAndTimeToDrain(t *testing.T) {
+	f := loadCompose(t)
+	initSQL, err := os.ReadFile("../../deploy/postgres/init.sql")
+	require.NoError(t, err)
+	for _, name := range []string{"relay-server", "relay-worker"} {
+		svc := f.Services[name]
+		u, err := url.Parse(stringify(svc.Environment["DATABASE_URL"]))
+		require.NoError(t, err, name)
+		assert.NotEqual(t, "temporal", u.User.Username(), "%s: relay's own user", name)
+		assert.Contains(t, string(initSQL), "CREATE USER "+u.User.Username())
+		assert.Contains(t, string(initSQL), "CREATE DATABASE "+strings.TrimPrefix(u.Path, "/")+" OWNER "+u.User.Username())
+		grace, err := time.ParseDuration(svc.StopGrace)
+		require.NoError(t, err, "%s: stop_grace_period", name)
+		assert.Greater(t, grace, shutdownTimeout, "%s: stop_grace_period longer than relay's drain", name)
+	}
 }
 
 func TestComposeRelayServicesHaveValidConfiguration(t *testing.T) {

@@ -132,7 +132,7 @@ func TestComposeRunsPrometheusAndGrafanaOnRelaysMetrics(t *testing.T) {
 			}
 		}
 	}
-	assert.ElementsMatch(t, []string{"relay-server", "relay-worker"}, dependsOn(f.Services["prometheus"].DependsOn))
+	assert.ElementsMatch(t, []string{"relay-server", "relay-worker", "temporal"}, dependsOn(f.Services["prometheus"].DependsOn))
 	assert.Equal(t, []string{"prometheus"}, dependsOn(f.Services["grafana"].DependsOn))
 
 	// Prometheus scrapes the API's port, and each worker at its RELAY_METRICS_ADDR port.
@@ -155,9 +155,13 @@ func TestComposeRunsPrometheusAndGrafanaOnRelaysMetrics(t *testing.T) {
 			assert.Equal(t, []string{"relay-worker"}, sc.DNSSDConfigs[0].Names)
 			assert.Equal(t, "A", sc.DNSSDConfigs[0].Type)
 			assert.Equal(t, port(t, workerAddr), strconv.Itoa(sc.DNSSDConfigs[0].Port))
+		case "temporal":
+			// The Temporal server's own metrics (PROMETHEUS_ENDPOINT).
+			require.Len(t, sc.StaticConfigs, 1)
+			assert.Equal(t, []string{"temporal:" + port(t, stringify(f.Services["temporal"].Environment["PROMETHEUS_ENDPOINT"]))}, sc.StaticConfigs[0].Targets)
 		}
 	}
-	assert.True(t, jobs["relay-server"] && jobs["relay-worker"], "scrape jobs: %v", jobs)
+	assert.True(t, jobs["relay-server"] && jobs["relay-worker"] && jobs["temporal"], "scrape jobs: %v", jobs)
 
 	// Grafana: the data source is that Prometheus, the dashboards come from the mounted dir.
 	provisioning := mount(t, f.Services["grafana"].Volumes, "/etc/grafana/provisioning")

@@ -1,2 +1,4 @@
--- relay's own database, beside the ones Temporal's auto-setup creates.
-CREATE DATABASE relay;
+-- relay's own database and user, apart from Temporal's (which temporal-schema creates):
+-- relay's grants and connection budget are its own.
+CREATE USER relay WITH PASSWORD 'relay';
+CREATE DATABASE relay OWNER relay;

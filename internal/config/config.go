@@ -51,6 +51,8 @@ type Config struct {
 	// sim (and dev's built-in simulators): the fault knobs, see package sim.
 	SimKnobs  string
 	SimListen string
+	// SimPorts are relay sim's ports, in the order incidents, c42, geoip, kf (0: a free one).
+	SimPorts []int
 
 	Incidents Incidents
 	C42       C42
@@ -122,6 +124,7 @@ func Default() Config {
 		TemporalListen:    DefaultTemporalAddress,
 		UIAddr:            "127.0.0.1:8233",
 		SimListen:         "127.0.0.1",
+		SimPorts:          []int{9101, 9102, 9103, 9104},
 		Incidents:         Incidents{RefreshInterval: 5 * time.Minute},
 		C42:               C42{CacheTTL: 252 * time.Second, CacheSize: 10_000},
 		GeoIP:             GeoIP{RateLimit: 5, CacheTTL: 24 * time.Hour, SubmitRate: 20, SubmitBurst: 40},
@@ -240,8 +243,10 @@ var settings = []setting{
 	{env: "RELAY_SIM_KNOBS",
 		usage: "simulator fault `knobs`, e.g. 'latency=50ms;geoip:hiccup-rate=0.1,hiccup-delay=5s' (see README)",
 		group: Sim, field: func(c *Config) value { return stringValue{&c.SimKnobs} }},
-	{env: "RELAY_SIM_LISTEN", usage: "simulators' listen `host` (sim: ports 9101-9104; dev: free ports)", group: Sim,
+	{env: "RELAY_SIM_LISTEN", usage: "simulators' listen `host` (dev: free ports)", group: Sim,
 		field: func(c *Config) value { return stringValue{&c.SimListen} }},
+	{env: "RELAY_SIM_PORTS", usage: "relay sim's four `ports`: incidents,c42,geoip,kf (0 picks a free one)", group: Sim,
+		field: func(c *Config) value { return portsValue{p: &c.SimPorts, n: 4} }},
 	{env: "INCIDENTS_API_URL", usage: "security incidents API base `URL` (dev: built-in simulator)", group: Upstream,
 		field: func(c *Config) value { return urlValue{&c.Incidents.URL} }},
 	{env: "INCIDENTS_API_USER", usage: "security incidents API `user`", group: Upstream,

@@ -724,3 +724,27 @@ func TestErrorString(t *testing.T) {
 	assert.Equal(t, "X: bad", (&Error{Name: "X", Msg: "bad"}).Error())
 	assert.Equal(t, "bad", (&Error{Msg: "bad"}).Error())
 }
+
+// relay sim's ports: four, in sim.Names' order, each a port or 0.
+func TestSimPorts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  string
+	}{
+		{in: "9201,0,9203,9204", want: []int{9201, 0, 9203, 9204}},
+		{in: "9201,9202,9203", err: "want 4 comma-separated ports"},
+		{in: "9201,x,9203,9204", err: "want ports from 0 to 65535"},
+		{in: "9201,70000,9203,9204", err: "want ports from 0 to 65535"},
+	} {
+		var got []int
+		err := portsValue{p: &got, n: 4}.Set(tc.in)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+	assert.Equal(t, []int{9101, 9102, 9103, 9104}, Default().SimPorts)
+}

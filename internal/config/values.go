@@ -255,6 +255,39 @@ func (v positiveIntValue) Set(s string) error {
 	return nil
 }
 
+// portsValue is a comma list of exactly n TCP ports, 0 meaning "a free one".
+type portsValue struct {
+	p *[]int
+	n int
+}
+
+func (v portsValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	s := make([]string, len(*v.p))
+	for i, port := range *v.p {
+		s[i] = strconv.Itoa(port)
+	}
+	return strings.Join(s, ",")
+}
+func (v portsValue) Set(s string) error {
+	items := strings.Split(s, ",")
+	if len(items) != v.n {
+		return fmt.Errorf("want %d comma-separated ports, got %q", v.n, s)
+	}
+	out := make([]int, len(items))
+	for i, item := range items {
+		port, err := strconv.Atoi(strings.TrimSpace(item))
+		if err != nil || port < 0 || port > 65535 {
+			return fmt.Errorf("want ports from 0 to 65535, got %q", item)
+		}
+		out[i] = port
+	}
+	*v.p = out
+	return nil
+}
+
 // pemKind is what a PEM file must hold.
 type pemKind uint8
 
