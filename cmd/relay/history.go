@@ -12,6 +12,7 @@ import (
 	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/histories"
+	"relay/internal/sim"
 )
 
 var historyRecordCommand = command{name: "history record",
@@ -75,7 +76,15 @@ func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, st
 		defer cancel()
 		_ = sys.Stop(stopCtx)
 	}()
-	target := histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr}
+	target := histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr, SetC42Knobs: func(knobs string) error {
+		c42 := sys.Sims.Sim(sim.C42)
+		k := c42.Knobs()
+		if err := k.Apply(knobs); err != nil {
+			return err
+		}
+		c42.SetKnobs(k)
+		return nil
+	}}
 	written, err := histories.RecordAll(ctx, target, dir, overwrite)
 	for _, f := range written {
 		fmt.Fprintf(stdout, "recorded and replayed  %s\n", f)

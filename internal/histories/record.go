@@ -15,7 +15,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"relay/internal/sim"
 	"relay/workflows"
 )
 
@@ -25,6 +24,9 @@ type Target struct {
 	Client  client.Client
 	BaseURL string // like http://127.0.0.1:8080
 	HTTP    *http.Client
+	// SetC42Knobs sets the calendar simulator's knobs (as in C42 sim knobs, e.g.
+	// "failure-rate=1"), for the scenarios of a failing upstream.
+	SetC42Knobs func(knobs string) error
 }
 
 // Scenario is one recorded run: the file it is saved as (<WorkflowType>-<case>.json, the
@@ -34,8 +36,9 @@ type Scenario struct {
 	Run  func(ctx context.Context, t Target) (workflowID, runID string, err error)
 }
 
-// Scenarios cover every workflow type and each of its main paths.
-var Scenarios = []Scenario{
+// Scenarios cover every workflow type and each of its main paths (the merge's are in
+// eventsubscriptions.go).
+var Scenarios = append([]Scenario{
 	{"Ping-basic.json", execute(workflows.PingWorkflowID("record-basic"), workflows.PingWorkflowType,
 		workflows.PingInput{Message: "recorded"})},
 	{"Ping-sleep-geoip-queue.json", execute(workflows.PingWorkflowID("record-sleep"), workflows.PingWorkflowType,
@@ -46,8 +49,6 @@ var Scenarios = []Scenario{
 	// workflows/versioning_test.go).
 	{"SyncSiteOutages-unknown-site.json", executeFailing(workflows.OutageSyncWorkflowID("atlantis"), workflows.SyncSiteOutagesWorkflowType,
 		workflows.SyncSiteOutagesInput{SiteID: "atlantis"})},
-	{"MergeEventSubscriptions-team-sync.json", execute(workflows.EventSubscriptionsWorkflowID(sim.C42EventTeamSync),
-		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: sim.C42EventTeamSync})},
 	{"AggregateIncidents-manual.json", execute("incidents/manual-recorded", workflows.AggregateIncidentsWorkflowType,
 		workflows.AggregateIncidentsInput{})},
 	// Geolocate runs for an IP of submitted events: through the geolocation API; again
@@ -61,7 +62,7 @@ var Scenarios = []Scenario{
 		workflows.GeolocateInput{IP: "8.8.8"})},
 	{"Geolocate-cannot-place.json", execute(workflows.GeolocateWorkflowID("10.0.0.1"), workflows.GeolocateWorkflowType,
 		workflows.GeolocateInput{IP: "10.0.0.1"})},
-}
+}, mergeScenarios...)
 
 // signalTwice signal-with-starts an IP's lookup twice, as two dispatches of its events
 // would, and waits for it to end.
