@@ -213,6 +213,10 @@ func LowLatencyConfig() map[string]any {
 		// events arrive together, the close can be dropped and the poll waits out its whole
 		// interval. Measured here: 5 of 1000 pings took 20 s (the default); with 1 s, the
 		// worst case is 1 s (`relay bench workflow-latency` reports the max).
+		// No HTTP path waits this way any more (a merge is answered by an update; the other
+		// routes read closed runs' results): only the tools that await a run's result on
+		// this dev server do (`relay bench workflow-latency` and the other bench scenarios,
+		// `relay history record`), so it is kept here, and a cluster does not need it.
 		"history.longPollExpirationInterval": time.Second,
 		"history.hostLevelCacheMaxSize":      8192, // bounds memory; a dev server has few open workflows
 	}
