@@ -5,6 +5,7 @@
 #
 #   scripts/cluster.sh up [-servers N] [-workers N] [-sim-knobs SPEC]
 #   scripts/cluster.sh down
+#   scripts/cluster.sh bench    # starts its own, measures it (BENCHMARKS.md), stops it
 #
 # PostgreSQL must accept user postgres without a password on 127.0.0.1:5432 (or pass
 # -postgres and -user). State and logs live in .relay/cluster/.

@@ -3,10 +3,12 @@
 //
 //	clusterctl up [-servers 2] [-workers 3] [-dir .relay/cluster]   starts it and returns
 //	clusterctl down [-dir .relay/cluster]                            stops it, drops its databases
+//	clusterctl bench [-dir .relay/cluster-bench]                     starts one, measures it, stops it
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,8 +29,8 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
-		return fmt.Errorf("usage: clusterctl up|down [flags]")
+	if len(args) == 0 || (args[0] != "up" && args[0] != "down" && args[0] != "bench") {
+		return fmt.Errorf("usage: clusterctl up|down|bench [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fs.String("dir", ".relay/cluster", "`directory` for configuration, logs and state")
@@ -49,6 +51,9 @@ func run(args []string) error {
 	defer stop()
 	if args[0] == "down" {
 		return cluster.Down(ctx, abs, 40*time.Second)
+	}
+	if args[0] == "bench" {
+		return bench(ctx, abs, *name)
 	}
 	if _, err := os.Stat(filepath.Join(abs, "state.json")); err == nil {
 		return fmt.Errorf("a cluster already runs from %s: run down first", abs)
@@ -79,4 +84,22 @@ func run(args []string) error {
 	fmt.Printf("  relay store       %s\n", c.DatabaseURL)
 	fmt.Printf("  temporal CLI      temporal workflow list --address %s\n", c.FrontendAddr)
 	return nil
+}
+
+// bench starts the topology in dir (attached: it stops with this command), measures it
+// (cluster.Bench) and stops it.
+func bench(ctx context.Context, dir, name string) (err error) {
+	bin, err := cluster.Build(ctx, dir)
+	if err != nil {
+		return err
+	}
+	c, err := cluster.Start(ctx, cluster.Options{
+		Dir: dir, Name: name + "_bench", Servers: 2, Workers: 3, Postgres: "127.0.0.1:5432", User: "postgres",
+		SimKnobs: cluster.BenchKnobs, Env: append([]string{"RELAY_LOG_LEVEL=warn"}, cluster.BenchEnv...), Bin: bin,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, c.Stop(context.Background())) }()
+	return cluster.Bench(ctx, c, os.Stdout)
 }
