@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/grpc"
 )
 
 const (
@@ -52,6 +53,25 @@ type Options struct {
 	Logger *slog.Logger
 	// DynamicConfig overrides or adds to LowLatencyConfig (keys as in the server's docs).
 	DynamicConfig map[string]any
+	// TLS, when set, makes the frontend speak TLS (mutual TLS with RequireClientCert); the
+	// other services stay plain on loopback. relay dev never sets it: tests do.
+	TLS *TLS
+	// FrontendInterceptors run on every frontend call, before the server's own: tests see
+	// there what clients send (their headers, say).
+	FrontendInterceptors []grpc.UnaryServerInterceptor
+}
+
+// TLS is the frontend's TLS: PEM files, as the server's own config takes them.
+type TLS struct {
+	CertFile, KeyFile string // the frontend's certificate and key
+	// CAFile is the authority the frontend trusts for client certificates, and the one the
+	// server's system worker (schedules, namespace tasks) trusts when it dials the frontend.
+	CAFile string
+	// RequireClientCert asks every client for a certificate signed by CAFile.
+	RequireClientCert bool
+	// ServerName is the name the system worker expects in the frontend's certificate;
+	// empty is the frontend's host.
+	ServerName string
 }
 
 // Server is a running embedded Temporal server.
@@ -169,6 +189,7 @@ func buildAndStart(host string, port int, opts Options) (_ temporal.Server, _ sl
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dc),
+		temporal.WithChainedFrontendGrpcInterceptors(opts.FrontendInterceptors...),
 	)
 	if err != nil {
 		return nil, slogLogger{}, fmt.Errorf("build temporal server: %w", err)
@@ -271,7 +292,32 @@ func serverConfig(host string, frontendPort int, opts Options) (*config.Config, 
 	cfg.NamespaceDefaults.Archival.History.State = "disabled"
 	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	cfg.PublicClient.HostPort = net.JoinHostPort(host, strconv.Itoa(frontendPort))
+	if opts.TLS != nil {
+		cfg.Global.TLS = rootTLS(*opts.TLS)
+	}
 	return &cfg, nil
+}
+
+// rootTLS maps TLS onto the server's config: the frontend's listener, and the system
+// worker's connection to it. Without the second, the worker service (which runs schedules
+// and namespace tasks through the frontend, like any SDK client) dials in plain text, is
+// refused, and schedules silently stop firing.
+func rootTLS(t TLS) config.RootTLS {
+	var root config.RootTLS
+	root.Frontend.Server = config.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile}
+	if t.RequireClientCert {
+		root.Frontend.Server.RequireClientAuth = true
+		root.Frontend.Server.ClientCAFiles = []string{t.CAFile}
+	}
+	root.SystemWorker.Client = config.ClientTLS{ServerName: t.ServerName, ForceTLS: true}
+	if t.CAFile != "" {
+		root.SystemWorker.Client.RootCAFiles = []string{t.CAFile}
+	}
+	if t.RequireClientCert {
+		// The frontend's own certificate serves as the system worker's client certificate.
+		root.SystemWorker.CertFile, root.SystemWorker.KeyFile = t.CertFile, t.KeyFile
+	}
+	return root
 }
 
 func sqlConfig(opts Options) (*config.SQL, error) {
