@@ -23,6 +23,32 @@ type Options struct {
 	GeoIPRateLimit float64
 	// DrainTimeout is how long Stop lets running activities finish.
 	DrainTimeout time.Duration
+	// StoreConns is the size of the store's connection pool in this process
+	// (store.MaxConns); the activity slots are sized from it (see slotSizes). 0 leaves the
+	// SDK's defaults (1,000 of each).
+	StoreConns int
+}
+
+// storeReserve is how many of the store's connections are kept for what runs beside the
+// activities in the same process: the dispatcher, and the HTTP API's reads in dev.
+const storeReserve = 2
+
+// slotSizes sizes a worker's concurrency from the store's pool, so that store-using
+// activities cannot queue on the pool behind each other without end.
+//
+// The rule: every store-using activity and local activity holds at most one connection
+// at a time, so no kind of slot may outnumber the connections left after the reserve
+// (conns-2, at least 1). Local activities (the geolocation job's cache and settle steps)
+// are store steps only; activities on relay's queue include the staging of incidents and
+// outages; relay-geoip's take one connection briefly per rate-limit slot, and keep their
+// former cap of 16. A slot then waits on the pool at most for statements already running,
+// never for another activity to end; raising RELAY_DB_MAX_CONNS raises all three.
+func slotSizes(conns int) (activities, local, geo int) {
+	if conns <= 0 {
+		return 0, 0, 16
+	}
+	n := max(1, conns-storeReserve)
+	return n, n, min(16, n)
 }
 
 // Activities are the activity structs, each holding its upstream client and the store.
@@ -48,8 +74,11 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 10 * time.Second
 	}
+	activitySlots, localSlots, geoSlots := slotSizes(opts.StoreConns)
 	main := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-		WorkerStopTimeout: opts.DrainTimeout,
+		WorkerStopTimeout:                       opts.DrainTimeout,
+		MaxConcurrentActivityExecutionSize:      activitySlots,
+		MaxConcurrentLocalActivityExecutionSize: localSlots,
 	})
 	for name, wf := range workflows.All() {
 		main.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
@@ -69,7 +98,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 		DisableWorkflowWorker: true,
 		// Calls wait for their slot of the rate limit inside the activity; a few at a time
 		// is enough to use the whole budget, and leaves the backlog in the task queue.
-		MaxConcurrentActivityExecutionSize: 16,
+		MaxConcurrentActivityExecutionSize: geoSlots,
 	})
 	geo.RegisterActivity(acts.Pinger)
 	geo.RegisterActivity(acts.Geo)

@@ -227,7 +227,7 @@ func (s *System) openStore(ctx context.Context) error {
 	if url == "" {
 		url = store.DefaultURL(s.Config.DataDir)
 	}
-	st, err := store.Open(ctx, url)
+	st, err := store.OpenWith(ctx, url, store.Options{MaxConns: s.Config.DBMaxConns})
 	if err != nil {
 		return err
 	}
@@ -241,12 +241,16 @@ func (s *System) dialTemporal(ctx context.Context) error {
 	if addr == "" {
 		addr = config.DefaultTemporalAddress
 	}
+	tc := s.Config.TemporalTLS
 	c, err := temporalclient.Dial(ctx, temporalclient.Options{
 		HostPort:  addr,
 		Namespace: s.Config.TemporalNamespace,
 		Logger:    s.logger,
 		Registry:  s.Registry,
 		Identity:  identity(),
+		// config refuses TLS settings for dev's embedded server, which is plain.
+		TLS:    temporalclient.TLS{CertFile: tc.Cert, KeyFile: tc.Key, CAFile: tc.CA, ServerName: tc.ServerName},
+		APIKey: s.Config.TemporalAPIKey,
 	})
 	if err != nil {
 		return err
@@ -280,7 +284,7 @@ func (s *System) startWorker(ctx context.Context) error {
 			HTTP: upstreamHTTPClient(cfg.UpstreamTimeout), Store: s.Store, Metrics: metrics,
 		}),
 		Geo: geo,
-	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit})
+	}, worker.Options{GeoIPRateLimit: cfg.GeoIP.RateLimit, StoreConns: workerStoreConns(s.Store)})
 	if err != nil {
 		return err
 	}
@@ -404,6 +408,16 @@ func upstreamHTTPClient(timeout time.Duration) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
 	return &http.Client{Transport: transport, Timeout: timeout}
+}
+
+// workerStoreConns is the pool the worker's concurrency is sized to (see worker.Options):
+// PostgreSQL's. On SQLite every write waits for the one writer's lock whatever the pool,
+// so there the worker keeps its defaults.
+func workerStoreConns(st *store.Store) int {
+	if st.Dialect() != store.Postgres {
+		return 0
+	}
+	return st.MaxConns()
 }
 
 // identity names this process to Temporal as the SDK would: pid@host.

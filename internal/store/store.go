@@ -40,37 +40,64 @@ var ErrNotFound = errors.New("not found")
 
 // Store is a migrated database handle, safe for concurrent use.
 type Store struct {
-	db      *sql.DB
-	dialect Dialect
+	db       *sql.DB
+	dialect  Dialect
+	maxConns int
+}
+
+// The connection pool's default size per process: PostgreSQL's is what a server or worker
+// uses at full load; on SQLite, WAL lets readers run beside the one writer, so a small
+// pool is plenty.
+const (
+	DefaultPostgresConns = 16
+	DefaultSQLiteConns   = 4
+)
+
+// Options tune Open.
+type Options struct {
+	// MaxConns caps the connection pool (RELAY_DB_MAX_CONNS); 0 is the dialect's default.
+	// Each process holds up to this many connections of PostgreSQL's max_connections.
+	MaxConns int
 }
 
 // Open connects to rawURL (postgres://…, or sqlite:/file:PATH) and applies pending migrations.
 // Several processes may open the same PostgreSQL database at once: migrations take a lock.
 func Open(ctx context.Context, rawURL string) (*Store, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	dialect, dsn, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	var db *sql.DB
+	maxConns := opts.MaxConns
 	switch dialect {
 	case Postgres:
+		if maxConns <= 0 {
+			maxConns = DefaultPostgresConns
+		}
 		db, err = sql.Open("pgx", dsn)
 		if err == nil {
-			db.SetMaxOpenConns(16)
-			db.SetMaxIdleConns(4)
+			db.SetMaxOpenConns(maxConns)
+			db.SetMaxIdleConns(min(4, maxConns))
 			db.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	case SQLite:
+		if maxConns <= 0 {
+			maxConns = DefaultSQLiteConns
+		}
 		db, err = sql.Open("sqlite", dsn)
 		if err == nil {
-			// WAL lets readers run beside the one writer; a small pool is plenty.
-			db.SetMaxOpenConns(4)
+			db.SetMaxOpenConns(maxConns)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
-	s := &Store{db: db, dialect: dialect}
+	s := &Store{db: db, dialect: dialect, maxConns: maxConns}
 	if err := s.firstPing(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -86,6 +113,10 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 func DefaultURL(dataDir string) string {
 	return "sqlite:" + filepath.Join(dataDir, "relay.db")
 }
+
+// MaxConns is the size of the connection pool: at most this many statements run at once,
+// and a caller beyond them waits for a connection.
+func (s *Store) MaxConns() int { return s.maxConns }
 
 // Dialect says which database this is.
 func (s *Store) Dialect() Dialect { return s.dialect }
