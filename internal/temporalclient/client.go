@@ -56,7 +56,7 @@ func Dial(ctx context.Context, opts Options) (client.Client, error) {
 			return c, nil
 		}
 		lastErr = err
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil || tlsRefused(err) {
 			return nil, fmt.Errorf("connect to temporal at %s (namespace %s%s): %w%s",
 				opts.HostPort, opts.Namespace, describeSecurity(opts), lastErr, hint(opts, lastErr))
 		}
@@ -122,6 +122,20 @@ func describeSecurity(opts Options) string {
 		s += ", API key"
 	}
 	return s
+}
+
+// tlsRefused reports whether err is a TLS handshake that failed on the certificates or the
+// protocol: a mistake in the settings (or the server's), which waiting does not mend, so
+// Dial says so at once instead of at the end of ConnectTimeout.
+func tlsRefused(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"x509:", "tls: certificate required", "tls: bad certificate", "tls: unknown certificate",
+		"first record does not look like a TLS handshake"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // hint adds what an operator most likely has to change for the errors that say little

@@ -3,6 +3,7 @@ package temporalclient
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -122,4 +123,19 @@ func certDER(t *testing.T, path string) []byte {
 	block, _ := pem.Decode(b)
 	require.NotNil(t, block)
 	return block.Bytes
+}
+
+// Refusals over the certificates end Dial at once; others (a server still starting) are
+// retried. The messages are those seen from the embedded server in temporalserver's tests.
+func TestTLSRefusalsAreNotRetried(t *testing.T) {
+	for msg, refused := range map[string]bool{
+		`failed reaching server: connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for temporal.relay.test, localhost, not wrong.relay.test"`: true,
+		`failed reaching server: connection error: desc = "error reading server preface: remote error: tls: certificate required"`:                                                                                              true,
+		`failed reaching server: connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`:                                                                   true,
+		`failed reaching server: connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`:                                       true,
+		`failed reaching server: connection error: desc = "error reading server preface: EOF"`:                                                                                                                                  false,
+		`failed reaching server: connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7233: connect: connection refused"`:                                                                               false,
+	} {
+		assert.Equal(t, refused, tlsRefused(errors.New(msg)), msg)
+	}
 }
