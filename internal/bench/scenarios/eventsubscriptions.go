@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"relay/internal/app"
 	"relay/internal/bench"
 	"relay/internal/sim"
 )
@@ -121,8 +122,67 @@ func runMergeMiss(ctx context.Context, c *bench.Case) error {
 	m, u := rec.Summary(miss), rec.Summary(upstream)
 	c.Add("p50, end to end", "ms", m.P50MS).Vs(u.P50MS).Want(bench.AtMost(80))
 	c.Add("p99, end to end", "ms", m.P99MS).Vs(u.P99MS)
-	c.Add("p50 above the upstream's", "ms", m.P50MS-u.P50MS).Want(bench.AtMost(30))
+	// Issue 14: misses at most 10 ms above the upstream in relay dev (21 ms before).
+	c.Add("p50 above the upstream's", "ms", m.P50MS-u.P50MS).Want(bench.AtMost(10))
 	c.Latency(miss, rec, miss)
 	c.Latency(upstream, rec, upstream)
+	return nil
+}
+
+var mergeTwoServers = bench.Scenario{
+	Name: "merge-two-servers",
+	About: "200 events nobody asked for before, each asked on one relay server, then on a second one (same Temporal, " +
+		"same calendar API answering in 50 ms): calendar API calls per event, and the second server's latency",
+	Baseline: "the first server's misses",
+	Run:      runMergeTwoServers,
+}
+
+func runMergeTwoServers(ctx context.Context, c *bench.Case) error {
+	r, err := startDev(ctx, c, fmt.Sprintf("c42:latency=%s,size=2000", upstreamLatency))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cfg := r.Config
+	cfg.HTTPAddr = "127.0.0.1:0"
+	second, err := app.Start(ctx, cfg, app.Server, c.Logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = second.Stop(stopCtx)
+	}()
+	c42 := r.Sims.Sim(sim.C42)
+	ids := c42.Routes().(*sim.C42API).EventIDs()
+	n := 200
+	if c.Smoke {
+		n = 5
+	}
+	if len(ids) < n {
+		return fmt.Errorf("the calendar simulator has %d events, want %d", len(ids), n)
+	}
+	const first, again = "first server, miss", "second server, answered by the workflow"
+	rec := bench.NewRecorder()
+	before := c42.CallCount("/api/v2/events/")
+	for i := range n {
+		if err := (bench.ClosedLoop{Conns: 1, Requests: 1}).Run(ctx, rec, EventGet(first, r.URL, ids[i:i+1], "MISS")); err != nil {
+			return err
+		}
+		if err := (bench.ClosedLoop{Conns: 1, Requests: 1}).Run(ctx, rec, EventGet(again, "http://"+second.HTTPAddr, ids[i:i+1], "HIT")); err != nil {
+			return err
+		}
+	}
+	if err := rec.Err(); err != nil {
+		return err
+	}
+	calls := float64(c42.CallCount("/api/v2/events/")-before) / float64(n)
+	c.Add("calendar API calls per event, two servers", "calls", calls).Want(bench.AtMost(1))
+	f, a := rec.Summary(first), rec.Summary(again)
+	c.Add("p50, second server's first ask", "ms", a.P50MS).Vs(f.P50MS)
+	c.Add("p99, second server's first ask", "ms", a.P99MS).Vs(f.P99MS)
+	c.Latency(first, rec, first)
+	c.Latency(again, rec, again)
 	return nil
 }

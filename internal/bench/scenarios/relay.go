@@ -29,6 +29,7 @@ var All = []bench.Scenario{
 	incidentsRefresh,
 	mergeHit,
 	mergeMiss,
+	mergeTwoServers,
 	submitLatency,
 	geoRate,
 	geoCached,
