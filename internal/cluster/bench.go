@@ -116,7 +116,7 @@ func Bench(ctx context.Context, c *Cluster, out io.Writer) error {
 				return
 			default:
 			}
-			status, _ := do(hc, http.MethodPost, c.ServerURLs[i%2]+"/event/submit/", `{"name":"bench","status_code":200}`, fmt.Sprintf("10.9.%d.1", i%200))
+			status, _ := do(hc, http.MethodPost, c.ServerURLs[i%2]+"/event/submit/", `{"name":"bench","status_code":200}`, fmt.Sprintf("9.8.%d.%d", (i%200)/250, (i%200)%250+1))
 			if status != http.StatusAccepted {
 				refused.Add(1)
 			}
@@ -195,7 +195,7 @@ func submitLoad(ctx context.Context, hc *http.Client, servers []string, conns in
 		wg.Go(func() {
 			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i += conns {
 				status, body := do(hc, http.MethodPost, servers[i%len(servers)]+"/event/submit/",
-					`{"name":"bench","status_code":200}`, fmt.Sprintf("10.8.%d.%d", (i%ips)/250, (i%ips)%250+1))
+					`{"name":"bench","status_code":200}`, fmt.Sprintf("9.8.%d.%d", (i%ips)/250, (i%ips)%250+1))
 				if status != http.StatusAccepted {
 					mu.Lock()
 					if firstErr == nil {
@@ -227,6 +227,9 @@ func locatedRate(ctx context.Context, hc *http.Client, base string, ids []string
 		if status == http.StatusOK && strings.Contains(body, `"state":"located"`) {
 			i++
 			continue
+		}
+		if strings.Contains(body, `"state":"unlocatable"`) {
+			return 0, 0, fmt.Errorf("event %s ended unlocatable: %s", ids[i], body)
 		}
 		if time.Since(start) > 10*time.Minute {
 			return 0, 0, fmt.Errorf("%d of %d events not located after 10 min", len(ids)-i, len(ids))
