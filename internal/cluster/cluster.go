@@ -217,11 +217,12 @@ func (c *Cluster) startRelay(ctx context.Context, cmd string, i int) error {
 	var ready string
 	switch cmd {
 	case "server":
-		env = append(env, "RELAY_HTTP_ADDR="+addr)
+		// The PostgreSQL budget (README): 2 x 8 + 3 x 12 for relay, 28 for Temporal, of 100.
+		env = append(env, "RELAY_HTTP_ADDR="+addr, "RELAY_DB_MAX_CONNS=8")
 		c.ServerURLs = append(c.ServerURLs, "http://"+addr)
 		ready = "http://" + addr + "/readyz"
 	case "worker":
-		env = append(env, "RELAY_METRICS_ADDR="+addr,
+		env = append(env, "RELAY_METRICS_ADDR="+addr, "RELAY_DB_MAX_CONNS=12",
 			"INCIDENTS_API_URL="+c.SimURLs[sim.Incidents],
 			"INCIDENTS_API_USER="+sim.DefaultIncidentsUser,
 			"INCIDENTS_API_PASSWORD="+sim.DefaultIncidentsPassword,
