@@ -100,7 +100,7 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 	assert.Contains(t, find("temporal workflow result --workflow-id outage-sync/kingfisher"), "posted")
 	assert.Contains(t, find("temporal schedule describe --schedule-id incidents-refresh"), workflows.IncidentsScheduleID)
 	ctx := t.Context()
-	for _, id := range []string{"incidents/manual-cli", "outage-sync/kingfisher", "ping/slow"} {
+	for _, id := range []string{"incidents/refresh", "outage-sync/kingfisher", "ping/slow"} {
 		require.NoError(t, env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil), id)
 	}
 }
