@@ -249,6 +249,8 @@ func TestNoSecretLeaks(t *testing.T) {
 			"RELAY_LOG_LEVEL":         "debug",
 			"RELAY_LOG_FORMAT":        "json",
 			"RELAY_METRICS_ADDR":      "127.0.0.1:0", // the worker's own /metrics, searched too
+			// An event's merge workflow lives for the TTL; this test waits for every run to close.
+			"C42_CACHE_TTL": "1s",
 		}
 	}
 	dbURL := func(t *testing.T) string {
