@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,12 +77,22 @@ func TestTopologyRunsEveryJobThroughBothServers(t *testing.T) {
 	})
 
 	t.Run("incidents: refreshed through one server, served by the other", func(t *testing.T) {
+		asked := time.Now()
 		status, _, body := do(http.MethodPost, s1+"/incidents/refresh", "")
 		require.Equal(t, http.StatusAccepted, status, string(body))
+		assert.Regexp(t, `"refresh":"(started|joined)"`, string(body))
+		// Served by the other server: a snapshot younger than the request.
 		testenv.WaitFor(t, 2*time.Minute, func() error {
-			status, _, body := do(http.MethodGet, s2+"/incidents", "")
+			status, h, body := do(http.MethodGet, s2+"/incidents", "")
 			if status != http.StatusOK {
-				return fmt.Errorf("GET /incidents on the other server: %d %s", status, body)
+				return fmt.Errorf("GET /incidents on the other server: %d %.200s", status, body)
+			}
+			age, err := strconv.Atoi(h.Get("X-Snapshot-Age"))
+			if err != nil {
+				return fmt.Errorf("X-Snapshot-Age %q: %v", h.Get("X-Snapshot-Age"), err)
+			}
+			if time.Duration(age+1)*time.Second >= time.Since(asked) {
+				return fmt.Errorf("the other server serves a snapshot %d s old, from before the refresh asked %s ago", age, time.Since(asked))
 			}
 			return nil
 		})
