@@ -49,7 +49,7 @@ func Bench(ctx context.Context, c *Cluster, out io.Writer) error {
 			return err
 		}
 	}
-	fetches, err := calendarFetchesPerEvent(hc, c, ids)
+	fetches, err := c.CalendarFetches(ids...)
 	if err != nil {
 		return err
 	}
@@ -157,8 +157,10 @@ func calendarEventIDs() []string {
 	return ids[:min(len(ids), 60)]
 }
 
-func calendarFetchesPerEvent(hc *http.Client, c *Cluster, ids []string) ([]int, error) {
-	resp, err := hc.Get(c.SimURLs[sim.C42] + "/_sim/calls")
+// CalendarFetches counts, for each event id, the calendar API's fetches of the event (not
+// of its subscriptions), from relay sim's record of its calls.
+func (c *Cluster) CalendarFetches(ids ...string) ([]int, error) {
+	resp, err := http.Get(c.SimURLs[sim.C42] + "/_sim/calls")
 	if err != nil {
 		return nil, err
 	}

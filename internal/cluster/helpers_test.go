@@ -61,7 +61,7 @@ func startCluster(t *testing.T, servers, workers int, knobs string, env ...strin
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range c.Procs() {
-				t.Logf("==== %s log (end):\n%s", p.Name, tailString(p.Log(), 60))
+				t.Logf("==== %s log (end):\n%s", p.Name, cluster.Tail(p.Log(), 60))
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -71,14 +71,6 @@ func startCluster(t *testing.T, servers, workers int, knobs string, env ...strin
 		}
 	})
 	return c
-}
-
-func tailString(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}

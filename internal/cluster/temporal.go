@@ -213,15 +213,16 @@ func (c *Cluster) waitReady(ctx context.Context, p *Proc, url string) error {
 		}
 		select {
 		case <-p.exited():
-			return fmt.Errorf("%s exited before %s answered (%v); its log ends:\n%s", p.Name, url, p.err, tail(p.Log(), 40))
+			return fmt.Errorf("%s exited before %s answered (%v); its log ends:\n%s", p.Name, url, p.err, Tail(p.Log(), 40))
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %s did not answer 200 within 2 min (last: %s); its log ends:\n%s", p.Name, url, last, tail(p.Log(), 40))
+			return fmt.Errorf("%s: %s did not answer 200 within 2 min (last: %s); its log ends:\n%s", p.Name, url, last, Tail(p.Log(), 40))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func tail(s string, lines int) string {
+// Tail is the last lines of s.
+func Tail(s string, lines int) string {
 	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(all) > lines {
 		all = all[len(all)-lines:]
