@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -132,7 +133,7 @@ func handleEventWithSubscriptions(logger *slog.Logger, tc Temporal, cache *event
 		v, err, _ := cache.group.Do(id, func() (any, error) {
 			// Detached from this request: the others sharing the result must not fail
 			// because the first caller hung up.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workflows.EventSubscriptionsFetchTimeout+2*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), mergeWait)
 			defer cancel()
 			a, err := askMerge(ctx, tc, id, cache.ttl)
 			if err == nil && a.fresh > 0 {
@@ -205,22 +206,50 @@ func askMerge(ctx context.Context, tc Temporal, id string, ttl time.Duration) (m
 	return mergeAnswer{}, err
 }
 
-// updateWithStart sends the update, waiting until the run has accepted it (a Temporal
-// that does not answer by then is unavailable), then for its answer (a fetch that takes
-// too long is upstream's fault). An answer from memory comes with the acceptance.
+// updateWithStart sends the update and waits until the run has accepted it, then for its
+// answer. The run fetches in local activities, inside the workflow task that accepts the
+// update, so a miss is accepted only once its fetch is done, answer included: the ask
+// waits for acceptance as long as ctx allows. Waiting long is either Temporal not answering
+// or no worker taking the run (503: ask again) or the fetch taking long (504: upstream's
+// fault); probeMerge tells them apart while the ask waits, every mergeProbeInterval.
 func updateWithStart(ctx context.Context, tc Temporal, id string, ttl time.Duration) (workflows.EventSubscriptionsAnswer, error) {
 	var a workflows.EventSubscriptionsAnswer
 	op := tc.NewWithStartWorkflowOperation(workflows.EventSubscriptionsStartOptions(id, ttl),
 		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id, TTL: ttl})
-	acceptCtx, cancel := context.WithTimeout(ctx, temporalCallTimeout)
-	handle, err := tc.UpdateWithStartWorkflow(acceptCtx, client.UpdateWithStartWorkflowOptions{
+	askCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var held atomic.Bool // the last probe found the run's workflow task with a worker
+	go func() {
+		t := time.NewTicker(mergeProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-askCtx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := probeMerge(askCtx, tc, id)
+			if err != nil {
+				held.Store(false)
+				cancel(errMergeNotStarted{err})
+				return
+			}
+			held.Store(ok)
+		}
+	}()
+	handle, err := tc.UpdateWithStartWorkflow(askCtx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions:          workflows.EventSubscriptionsUpdateOptions(id),
 	})
-	expired := acceptCtx.Err() != nil
-	cancel()
 	if err != nil {
-		if expired {
+		var notStarted errMergeNotStarted
+		switch cause := context.Cause(askCtx); {
+		case errors.As(cause, &notStarted):
+			return a, notStarted
+		case ctx.Err() != nil && held.Load():
+			// Temporal holds the ask, and a worker the run's fetch: the fetch is slow.
+			return a, fmt.Errorf("%w: the run did not answer in time: %w", context.DeadlineExceeded, err)
+		case ctx.Err() != nil: // no worker took the run's workflow task in time
 			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
 		return a, errMergeNotStarted{err}
@@ -228,6 +257,38 @@ func updateWithStart(ctx context.Context, tc Temporal, id string, ttl time.Durat
 	err = handle.Get(ctx, &a)
 	return a, err
 }
+
+// probeMerge asks Temporal about the event's run, while an ask waits for it: an error
+// when Temporal does not answer; else whether the run's fetch is with a worker (its
+// workflow task taken), or may be (Temporal answers, and no task waits for a worker).
+func probeMerge(ctx context.Context, tc Temporal, id string) (held bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, temporalProbeTimeout)
+	defer cancel()
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflows.EventSubscriptionsWorkflowID(id), "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return true, nil // Temporal answers; the ask is creating the run
+	case err != nil && ctx.Err() != nil:
+		return false, fmt.Errorf("%w: describe %s: %w", context.DeadlineExceeded, workflows.EventSubscriptionsWorkflowID(id), err)
+	case err != nil:
+		return false, fmt.Errorf("describe %s: %w", workflows.EventSubscriptionsWorkflowID(id), err)
+	}
+	wt := desc.GetPendingWorkflowTask()
+	return wt == nil || wt.GetState() != enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED, nil
+}
+
+// mergeWait bounds an ask and its retries: the run's fetch, and then some (a variable for
+// the tests).
+var mergeWait = workflows.EventSubscriptionsFetchTimeout + 2*time.Second
+
+// mergeProbeInterval is how often a waiting ask asks Temporal about the run (a variable
+// for the tests).
+var mergeProbeInterval = temporalCallTimeout
+
+// temporalProbeTimeout bounds probeMerge's question: a Temporal that takes longer is
+// unavailable.
+const temporalProbeTimeout = 2 * time.Second
 
 // runEnding says the ask reached a run that is ending or has just ended: ask again.
 func runEnding(err error) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -263,6 +264,51 @@ func TestEventWithSubscriptionsWhileTemporalIsDownIs503(t *testing.T) {
 			assert.Equal(t, "5", rec.Header().Get("Retry-After"))
 		})
 	}
+}
+
+// The run accepts a miss's ask only once its fetch is done, so the ask waits the whole
+// budget; Temporal's answers about the run meanwhile say whose fault a long wait is.
+func TestEventWithSubscriptionsNotAcceptedInTime(t *testing.T) {
+	setMergeTimes(t, 300*time.Millisecond, 50*time.Millisecond)
+	id := workflows.EventSubscriptionsWorkflowID(eventID)
+	for _, tc := range []struct {
+		name       string
+		fake       *fakeTemporal
+		status     int
+		retryAfter string
+		fast       bool
+	}{
+		{"the worker fetches: slow upstream", &fakeTemporal{notAccepted: true,
+			described:            map[string]*workflowpb.WorkflowExecutionInfo{id: {}},
+			pendingWorkflowTasks: map[string]*workflowpb.PendingWorkflowTaskInfo{id: {State: enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED}},
+		}, http.StatusGatewayTimeout, "", false},
+		{"no worker takes the run", &fakeTemporal{notAccepted: true,
+			described:            map[string]*workflowpb.WorkflowExecutionInfo{id: {}},
+			pendingWorkflowTasks: map[string]*workflowpb.PendingWorkflowTaskInfo{id: {State: enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED}},
+		}, http.StatusServiceUnavailable, "5", false},
+		{"Temporal does not answer", &fakeTemporal{notAccepted: true, listErr: serviceerror.NewUnavailable("connection refused")},
+			http.StatusServiceUnavailable, "5", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := mergeAPI(t, tc.fake, time.Minute)
+			start := time.Now()
+			rec := getEvent(h, eventID)
+			took := time.Since(start)
+			assert.Equal(t, tc.status, rec.Code, rec.Body.String())
+			assert.Equal(t, tc.retryAfter, rec.Header().Get("Retry-After"))
+			if tc.fast {
+				assert.Less(t, took, 250*time.Millisecond, "answered at the first probe, not at the end of the budget")
+			}
+		})
+	}
+}
+
+// setMergeTimes shortens the merge's budget and probe interval for one test.
+func setMergeTimes(t *testing.T, wait, probe time.Duration) {
+	t.Helper()
+	oldWait, oldProbe := mergeWait, mergeProbeInterval
+	mergeWait, mergeProbeInterval = wait, probe
+	t.Cleanup(func() { mergeWait, mergeProbeInterval = oldWait, oldProbe })
 }
 
 func TestEventWithSubscriptionsRefusesABadIDWithoutTemporal(t *testing.T) {

@@ -50,6 +50,11 @@ type fakeTemporal struct {
 
 	// update, when set, answers UpdateWithStartWorkflow in place of results and failures.
 	update func(opts client.StartWorkflowOptions, n int) (client.WorkflowUpdateHandle, error)
+	// notAccepted makes UpdateWithStartWorkflow wait until its context ends, as while a run
+	// fetches (or Temporal does not answer), and fail as the SDK does then.
+	notAccepted bool
+	// pendingWorkflowTasks are a described run's workflow task, by workflow id.
+	pendingWorkflowTasks map[string]*workflowpb.PendingWorkflowTaskInfo
 
 	mu     sync.Mutex
 	starts []fakeStart
@@ -82,7 +87,7 @@ func (f *fakeTemporal) NewWithStartWorkflowOperation(opts client.StartWorkflowOp
 // UpdateWithStartWorkflow records the ask as a start and answers startErr; or update's
 // answer when set; or else a handle whose Get answers results[workflow id] or
 // failures[workflow id].
-func (f *fakeTemporal) UpdateWithStartWorkflow(_ context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+func (f *fakeTemporal) UpdateWithStartWorkflow(ctx context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
 	op := o.StartWorkflowOperation.(fakeStartOp)
 	f.mu.Lock()
 	f.starts = append(f.starts, fakeStart{opts: op.opts, workflow: op.workflow, args: op.args, update: &o.UpdateOptions})
@@ -93,6 +98,9 @@ func (f *fakeTemporal) UpdateWithStartWorkflow(_ context.Context, o client.Updat
 		return nil, f.startErr
 	case f.update != nil:
 		return f.update(op.opts, n)
+	case f.notAccepted:
+		<-ctx.Done()
+		return nil, client.NewWorkflowUpdateServiceTimeoutOrCanceledError(ctx.Err())
 	}
 	return fakeUpdateHandle{result: f.results[op.opts.ID], err: f.failures[op.opts.ID]}, nil
 }
@@ -197,7 +205,8 @@ func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, id, _ string
 	if !ok {
 		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
 	}
-	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: info, PendingActivities: f.pendingActivities[id]}, nil
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: info,
+		PendingActivities: f.pendingActivities[id], PendingWorkflowTask: f.pendingWorkflowTasks[id]}, nil
 }
 
 type fakeRun struct {

@@ -85,7 +85,7 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	}
 	main.RegisterActivity(acts.Pinger)
 	main.RegisterActivity(acts.KF)
-	main.RegisterActivity(acts.C42)
+	main.RegisterActivity(acts.C42) // the merge's fetch, run as local activities since merge-local-fetch
 	main.RegisterActivity(acts.Incidents)
 	main.RegisterActivity(acts.Geo) // its cache and store steps; Locate runs on relay-geoip
 

@@ -13,13 +13,16 @@ import (
 	"relay/internal/eventsubscriptions"
 )
 
-// eventSubscriptionsRetryPolicy: someone is waiting on the answer, so 5xx and timeouts are
-// retried briefly; 401 and 404 (and answers that do not decode) are final at once.
+// eventSubscriptionsRetryPolicy: someone is waiting on the answer, so 5xx, 429 and
+// timeouts are retried briefly; 401 and 404 (and answers that do not decode) are final at
+// once. The backoffs alone (0.1+0.2+0.4+0.8 s) outlast the calendar API's one-second rate
+// window, which its 429 does not say the end of: local activities retry without a
+// dispatch between attempts, and four attempts could all fall in one window.
 var eventSubscriptionsRetryPolicy = &temporal.RetryPolicy{
 	InitialInterval:        100 * time.Millisecond,
 	BackoffCoefficient:     2,
 	MaximumInterval:        time.Second,
-	MaximumAttempts:        4,
+	MaximumAttempts:        5,
 	NonRetryableErrorTypes: activities.NonRetryableUpstreamErrors,
 }
 
@@ -31,6 +34,22 @@ var eventSubscriptionsActivityOptions = workflow.ActivityOptions{
 	ScheduleToCloseTimeout: 5 * time.Second,
 	RetryPolicy:            eventSubscriptionsRetryPolicy,
 }
+
+// eventSubscriptionsLocalOptions are eventSubscriptionsActivityOptions for the fetch as
+// local activities (version 1 of eventSubscriptionsLocalFetchChange): the same bounds and
+// retries, run by the worker that holds the workflow task, so that a miss is one workflow
+// task with no task-queue round trip per call.
+var eventSubscriptionsLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    eventSubscriptionsActivityOptions.StartToCloseTimeout,
+	ScheduleToCloseTimeout: eventSubscriptionsActivityOptions.ScheduleToCloseTimeout,
+	RetryPolicy:            eventSubscriptionsRetryPolicy,
+}
+
+// eventSubscriptionsLocalFetchChange is the workflow.GetVersion change id of version 1 of
+// the fetch: local activities in place of activities. Runs started before it (DefaultVersion)
+// replay and finish with activities; a run lives at most its TTL, so the old path can go
+// once no run of the old code can be open.
+const eventSubscriptionsLocalFetchChange = "merge-local-fetch"
 
 // EventSubscriptionsFetchTimeout bounds a MergeEventSubscriptions run's fetch, its two
 // steps' activity deadlines: what an HTTP request that waits on a miss may wait.
@@ -183,11 +202,20 @@ func (m *mergeImpl) fetch(ctx workflow.Context) (eventsubscriptions.Merged, erro
 		return eventsubscriptions.Merged{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("event_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.EventID), activities.ErrInvalidInput, nil)
 	}
-	ctx = workflow.WithActivityOptions(ctx, eventSubscriptionsActivityOptions)
+	// Since version 1 the calls are local activities: the whole miss is one workflow task,
+	// and the update that started the run is accepted when that task completes, answer
+	// included (server/eventsubscriptions.go waits for it accordingly).
+	execute := workflow.ExecuteActivity
+	if workflow.GetVersion(ctx, eventSubscriptionsLocalFetchChange, workflow.DefaultVersion, 1) >= 1 {
+		ctx = workflow.WithLocalActivityOptions(ctx, eventSubscriptionsLocalOptions)
+		execute = workflow.ExecuteLocalActivity
+	} else {
+		ctx = workflow.WithActivityOptions(ctx, eventSubscriptionsActivityOptions)
+	}
 	var c42 *activities.C42
 
-	eventF := workflow.ExecuteActivity(ctx, c42.FetchEvent, in.EventID)
-	firstF := workflow.ExecuteActivity(ctx, c42.FetchSubscriptionsPage,
+	eventF := execute(ctx, c42.FetchEvent, in.EventID)
+	firstF := execute(ctx, c42.FetchSubscriptionsPage,
 		activities.PageRequest{EventID: in.EventID, Offset: 0, Limit: eventsubscriptions.PageSize})
 	var event activities.Event
 	if err := eventF.Get(ctx, &event); err != nil {
@@ -208,7 +236,7 @@ func (m *mergeImpl) fetch(ctx workflow.Context) (eventsubscriptions.Merged, erro
 	}
 	var rest []workflow.Future
 	for _, off := range eventsubscriptions.RestOffsets(first.Count, step) {
-		rest = append(rest, workflow.ExecuteActivity(ctx, c42.FetchSubscriptionsPage,
+		rest = append(rest, execute(ctx, c42.FetchSubscriptionsPage,
 			activities.PageRequest{EventID: in.EventID, Offset: off, Limit: eventsubscriptions.PageSize}))
 	}
 	for _, f := range rest {

@@ -8,8 +8,11 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"relay/activities"
 	"relay/internal/eventsubscriptions"
@@ -53,6 +56,34 @@ func (s *EventSubscriptionsSuite) TestOnePage() {
 		Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"Bob", "Ella", "", "Bob"}, Count: 4}, nil).Once()
 	s.env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
 	s.Equal(eventsubscriptions.Merged{ID: evID, Title: "Team sync", Names: []string{"Bob", "Ella", "", "Bob"}}, s.merged())
+}
+
+// A new run fetches in local activities (one workflow task for the whole miss); a run
+// started before eventSubscriptionsLocalFetchChange keeps its activities.
+func (s *EventSubscriptionsSuite) TestFetchesInLocalActivitiesSinceVersion1() {
+	for _, tc := range []struct {
+		version     workflow.Version
+		local, task int
+	}{{1, 3, 0}, {workflow.DefaultVersion, 0, 3}} {
+		env := s.NewTestWorkflowEnvironment()
+		env.RegisterActivity(s.c42)
+		if tc.version == workflow.DefaultVersion {
+			env.OnGetVersion(eventSubscriptionsLocalFetchChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		}
+		env.OnActivity(s.c42.FetchEvent, mock.Anything, evID).Return(activities.Event{ID: evID, Title: "Team sync"}, nil).Once()
+		env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(0)).
+			Return(activities.SubscriptionsPage{Offset: 0, Names: []string{"Bob"}, Count: 2}, nil).Once()
+		env.OnActivity(s.c42.FetchSubscriptionsPage, mock.Anything, page(1)).
+			Return(activities.SubscriptionsPage{Offset: 1, Names: []string{"Ella"}, Count: 2}, nil).Once()
+		var local, task int
+		env.SetOnLocalActivityStartedListener(func(*activity.Info, context.Context, []any) { local++ })
+		env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { task++ })
+		env.ExecuteWorkflow(MergeEventSubscriptions, MergeEventSubscriptionsInput{EventID: evID})
+		s.Require().NoError(env.GetWorkflowError())
+		s.Equal(tc.local, local, "version %d: local activities", tc.version)
+		s.Equal(tc.task, task, "version %d: activities", tc.version)
+		env.AssertExpectations(s.T())
+	}
 }
 
 func (s *EventSubscriptionsSuite) TestEveryPageInUpstreamOrder() {

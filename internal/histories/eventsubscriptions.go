@@ -19,7 +19,10 @@ const mergeTTL = 2 * time.Second
 
 // mergeScenarios record MergeEventSubscriptions as servers drive it, by Update-with-Start:
 // a fetch then a hit from memory (two updates), an event of several subscribers, an event
-// the calendar API does not know (404), and a calendar API that keeps failing.
+// the calendar API does not know (404), and a calendar API that keeps failing. The same
+// cases recorded before the fetch became local activities are kept in workflows/testdata as
+// MergeEventSubscriptions-<case>-activities.json: runs of that code may still be open
+// during an upgrade, and must replay.
 var mergeScenarios = []Scenario{
 	{"MergeEventSubscriptions-hit-from-memory.json", askMerge(sim.C42EventTeamSync, 2, "")},
 	{"MergeEventSubscriptions-all-hands.json", askMerge(sim.C42EventAllHands, 1, "")},
