@@ -38,8 +38,8 @@ const storeReserve = 2
 //
 // The rule: every store-using activity and local activity holds at most one connection
 // at a time, so no kind of slot may outnumber the connections left after the reserve
-// (conns-2, at least 1). Local activities (the geolocation job's cache and settle steps)
-// are store steps only; activities on relay's queue include the staging of incidents and
+// (conns-2, at least 1). Local activities are the geolocation job's cache and settle steps
+// (store steps) and the merge's calendar fetches (no store, but short); activities on relay's queue include the staging of incidents and
 // outages; relay-geoip's take one connection briefly per rate-limit slot, and keep their
 // former cap of 16. A slot then waits on the pool at most for statements already running,
 // never for another activity to end; raising RELAY_DB_MAX_CONNS raises all three.
