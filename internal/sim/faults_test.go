@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,6 +53,9 @@ func TestTruncateRateCutsTheAnswerShortAfterDoingTheWork(t *testing.T) {
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Less(t, len(body), 1000)
 	assert.Equal(t, 1, worked, "the upstream did the work before the answer was lost")
+	// The call is recorded once its handler returns, which may be just after the client
+	// saw the connection close.
+	require.Eventually(t, func() bool { return len(s.Calls()) == 1 }, 5*time.Second, 5*time.Millisecond, "the call recorded")
 	assert.Equal(t, 200, s.Calls()[0].Status)
 }
 
