@@ -219,8 +219,9 @@ func updateWithStart(ctx context.Context, tc Temporal, id string, ttl time.Durat
 	askCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var held atomic.Bool // the last probe found the run's workflow task with a worker
+	interval := mergeProbeInterval // read here: the probe may outlive the request
 	go func() {
-		t := time.NewTicker(mergeProbeInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
