@@ -218,7 +218,7 @@ func updateWithStart(ctx context.Context, tc Temporal, id string, ttl time.Durat
 		workflows.MergeEventSubscriptionsWorkflowType, workflows.MergeEventSubscriptionsInput{EventID: id, TTL: ttl})
 	askCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var held atomic.Bool // the last probe found the run's workflow task with a worker
+	var held atomic.Bool           // the last probe found the run's workflow task with a worker
 	interval := mergeProbeInterval // read here: the probe may outlive the request
 	go func() {
 		t := time.NewTicker(interval)
