@@ -17,8 +17,16 @@ import (
 
 // A short soak: the command runs every route under faults, finishes what it accepted, and
 // reports (the README's two-minute soak is the same with the defaults).
+//
+// It runs without the race detector (.ci/run: a step of its own): instrumented, beside the
+// other packages' end-to-end tests on 2 cores, Temporal calls pass their 5 s budget and
+// the soak sees 503s. Measured 2026-12-01 with five busy loops beside it: the code before
+// and after issue 14 alike answered 7 and 8 requests 503.
 func TestSoakCommand(t *testing.T) {
 	testenv.EndToEnd(t)
+	if raceDetector {
+		t.Skip("the soak runs without -race (timing-sensitive under instrumentation): go test -count=1 -run '^TestSoakCommand$' ./cmd/relay")
+	}
 	jsonPath := filepath.Join(t.TempDir(), "soak.json")
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"soak", "--duration", "5s", "--rate", "20", "--json", jsonPath}, noEnv, &out, &errOut)
