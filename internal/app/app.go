@@ -312,10 +312,34 @@ func (s *System) startWorker(ctx context.Context) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := worker.EnsureStagedBlobsSweepSchedule(ctx, s.Client); err != nil {
-		return err
-	}
-	return worker.EnsureIncidentsSchedule(ctx, s.Client, cfg.Incidents.RefreshInterval, errors.Is(err, store.ErrNotFound))
+	// The schedules are ensured in the background and retried until they are: every
+	// worker of a cluster starts at once and updates the same schedules, and one that waits
+	// too long must not stop its worker (CI saw 11 of 12 worker processes exit that way).
+	noSnapshot := errors.Is(err, store.ErrNotFound)
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			callCtx, cancel := context.WithTimeout(schedCtx, 30*time.Second)
+			err := worker.EnsureStagedBlobsSweepSchedule(callCtx, s.Client)
+			if err == nil {
+				err = worker.EnsureIncidentsSchedule(callCtx, s.Client, cfg.Incidents.RefreshInterval, noSnapshot)
+			}
+			cancel()
+			if err == nil || schedCtx.Err() != nil {
+				return
+			}
+			s.logger.Warn("schedules not ensured yet: retrying", "error", err, "retry_in", wait)
+			select {
+			case <-schedCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+	s.onStop(func(context.Context) error { stopSched(); <-schedDone; return nil })
+	return nil
 }
 
 func (s *System) startHTTP() error {
