@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -40,8 +41,7 @@ type IncidentSnapshots struct {
 type servedSnapshot struct {
 	id           int64
 	createdAt    time.Time
-	gz           []byte // the body, gzip-compressed
-	size         int    // the body's size, uncompressed
+	body, gz     []byte // the answer, and its gzip
 	etag         string
 	lastModified string
 }
@@ -67,23 +67,32 @@ func (s *IncidentSnapshots) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	gz, etag, size := snap.Gzip, snap.ETag, snap.Bytes
+	body, gz, etag := snap.Body, snap.Gzip, snap.ETag
 	if gz == nil {
 		// Published before workers compressed snapshots (migration 00009): compress it here.
-		if gz, err = incidents.Gzip(snap.Body); err != nil {
+		if gz, err = incidents.Gzip(body); err != nil {
 			return err
 		}
-		size = len(snap.Body)
+	} else {
+		// Decompressed once per snapshot, not per request: the few clients without gzip
+		// get bytes ready to send, as every client did before.
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return fmt.Errorf("incident snapshot %d: %w", snap.ID, err)
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			return fmt.Errorf("incident snapshot %d: %w", snap.ID, err)
+		}
 	}
 	if etag == "" {
-		etag = incidents.ETag(snap.Body)
+		etag = incidents.ETag(body)
 	}
 	s.cur.Store(&servedSnapshot{
-		id: snap.ID, createdAt: snap.CreatedAt, gz: gz, size: size, etag: etag,
+		id: snap.ID, createdAt: snap.CreatedAt, body: body, gz: gz, etag: etag,
 		lastModified: snap.CreatedAt.UTC().Format(http.TimeFormat),
 	})
 	s.logger.Info("serving incident snapshot", "snapshot_id", snap.ID, "workflow_id", snap.WorkflowID,
-		"bytes", size, "gzip_bytes", len(gz), "compressed_here", snap.Gzip == nil)
+		"bytes", len(body), "gzip_bytes", len(gz), "compressed_here", snap.Gzip == nil)
 	return nil
 }
 
@@ -125,7 +134,7 @@ func (s *IncidentSnapshots) Info() (SnapshotInfo, bool) {
 	if cur == nil {
 		return SnapshotInfo{}, false
 	}
-	return SnapshotInfo{ID: cur.id, CreatedAt: cur.createdAt, Bytes: cur.size, GzBytes: len(cur.gz)}, true
+	return SnapshotInfo{ID: cur.id, CreatedAt: cur.createdAt, Bytes: len(cur.body), GzBytes: len(cur.gz)}, true
 }
 
 func (s *IncidentSnapshots) register(reg prometheus.Registerer) {
@@ -141,8 +150,8 @@ func (s *IncidentSnapshots) register(reg prometheus.Registerer) {
 }
 
 // handleIncidentsGet serves the snapshot from memory: 304 for a known ETag, the stored gzip
-// as it is when the client takes it (nearly all do), else that gzip decompressed as it is
-// sent; 503 with Retry-After before the first snapshot exists.
+// as it is when the client takes it (nearly all do), else the body it was decompressed to
+// once at load; 503 with Retry-After before the first snapshot exists.
 func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		snap := snaps.cur.Load()
@@ -165,12 +174,7 @@ func handleIncidentsGet(logger *slog.Logger, snaps *IncidentSnapshots) gin.Handl
 			c.Data(http.StatusOK, "application/json; charset=utf-8", snap.gz)
 			return
 		}
-		zr, err := gzip.NewReader(bytes.NewReader(snap.gz))
-		if err != nil {
-			respondError(c, logger, fmt.Errorf("incident snapshot %d: %w", snap.id, err))
-			return
-		}
-		c.DataFromReader(http.StatusOK, int64(snap.size), "application/json; charset=utf-8", zr, nil)
+		c.Data(http.StatusOK, "application/json; charset=utf-8", snap.body)
 	}
 }
 
