@@ -18,7 +18,8 @@ import (
 const mergeTTL = 2 * time.Second
 
 // mergeScenarios record MergeEventSubscriptions as servers drive it, by Update-with-Start:
-// a fetch then a hit from memory (two updates), an event of several subscribers, an event
+// a fetch then a hit from memory (two updates), an event of several subscribers, one of
+// three pages (the first with the event, the other two after it), an event
 // the calendar API does not know (404), and a calendar API that keeps failing. The same
 // cases recorded before the fetch became local activities are kept in workflows/testdata as
 // MergeEventSubscriptions-<case>-activities.json: runs of that code may still be open
@@ -26,6 +27,7 @@ const mergeTTL = 2 * time.Second
 var mergeScenarios = []Scenario{
 	{"MergeEventSubscriptions-hit-from-memory.json", askMerge(sim.C42EventTeamSync, 2, "")},
 	{"MergeEventSubscriptions-all-hands.json", askMerge(sim.C42EventAllHands, 1, "")},
+	{"MergeEventSubscriptions-town-hall.json", askMerge(sim.C42EventTownHall, 1, "")},
 	{"MergeEventSubscriptions-not-found.json", askMerge("ffffffffffffffffffffffffffffffff_99999999999999", 1, "")},
 	{"MergeEventSubscriptions-upstream-failure.json", askMerge(sim.C42EventEmpty, 1, "failure-rate=1")},
 }

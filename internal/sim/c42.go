@@ -13,7 +13,7 @@ import (
 
 // The C42 simulator (spec/upstreams.md §2): calendar events and their subscriptions.
 //
-// The data is three fixed events, which do not change with Seed or Size so that tests and
+// The data is four fixed events, which do not change with Seed or Size so that tests and
 // demos can rely on them, then Size generated ones. GET /api/v2/event-subscriptions/ pages
 // through an event's subscriptions in creation order, 10 to a page unless the call asks
 // for another limit (at most c42MaxLimit: a larger limit gets c42MaxLimit items, so a
@@ -34,6 +34,9 @@ const (
 	C42EventEmpty = "00000000000000000000000000000000_00000000000000"
 	// C42EventAllHands ("All hands") has 25 subscribers: three pages at the default limit.
 	C42EventAllHands = "11111111111111111111111111111111_11111111111111"
+	// C42EventTownHall ("Town hall") has 230 subscribers: three pages at relay's page size
+	// of 100, the first fetched with the event, the other two after it, at once.
+	C42EventTownHall = "22222222222222222222222222222222_22222222222222"
 )
 
 const (
@@ -43,6 +46,7 @@ const (
 	c42MaxLimit      = 100
 	c42MaxSubsPerGen = 30 // a generated event has 0..c42MaxSubsPerGen subscribers
 	c42AllHandsSize  = 25
+	c42TownHallSize  = 230
 )
 
 // c42FirstNames are what generated subscribers are called: empty names and duplicates on
@@ -185,11 +189,16 @@ func c42Fixed() []c42FixedEvent {
 		time.Date(2016, 1, 4, 8, 0, 0, 0, time.UTC), time.Date(2016, 1, 11, 14, 0, 0, 0, time.UTC), time.Hour)
 	ah := g.fixedEvent(C42EventAllHands, "All hands", "Everyone, every quarter.", allHands[0],
 		time.Unix(1111111111, 0), time.Date(2005, 4, 1, 16, 0, 0, 0, time.UTC), 90*time.Minute)
-	return []c42FixedEvent{
+	fixed := []c42FixedEvent{
 		{ts, g.subscriptions(ts, teamSync)},
 		{empty, nil},
 		{ah, g.subscriptions(ah, allHands)},
 	}
+	// Made after the others, from the same generator, so that theirs stay as they were.
+	townHall := g.newPeople(c42TownHallSize, 2000)
+	th := g.fixedEvent(C42EventTownHall, "Town hall", "Everyone, with questions.", townHall[0],
+		time.Unix(1222222222, 0), time.Date(2008, 9, 24, 17, 0, 0, 0, time.UTC), time.Hour)
+	return append(fixed, c42FixedEvent{th, g.subscriptions(th, townHall)})
 }
 
 // c42Generator makes people, events and subscriptions from one rng.

@@ -276,6 +276,22 @@ func TestC42Pagination(t *testing.T) {
 	assert.Equal(t, want, firstNames(getSubs(t, url, C42EventAllHands, "limit=1000").Data), "a large limit is allowed")
 }
 
+// The town hall event takes three pages at relay's page size: 100, 100 and 30.
+func TestC42TownHallTakesThreePages(t *testing.T) {
+	_, api, url := serveC42(t, "")
+	_, want, ok := api.Expected(C42EventTownHall)
+	require.True(t, ok)
+	require.Len(t, want, 230)
+	var got []string
+	for _, tt := range []struct{ offset, n int }{{0, 100}, {100, 100}, {200, 30}} {
+		page := getSubs(t, url, C42EventTownHall, fmt.Sprintf("limit=100&offset=%d", tt.offset))
+		assert.Len(t, page.Data, tt.n, "offset %d", tt.offset)
+		assert.Equal(t, 230, page.MetaData.Count)
+		got = append(got, firstNames(page.Data)...)
+	}
+	assert.Equal(t, want, got)
+}
+
 // TestC42LimitCapped checks the page size cap on an event with more subscriptions than it.
 func TestC42LimitCapped(t *testing.T) {
 	api := newC42API(1, 0)
@@ -427,7 +443,7 @@ func TestC42ExpectedAgreesWithAPI(t *testing.T) {
 		t.Run(list, func(t *testing.T) {
 			s, api, url := serveC42(t, list)
 			ids := api.EventIDs()
-			require.Len(t, ids, 3+s.Knobs().Size)
+			require.Len(t, ids, len(c42Fixed())+s.Knobs().Size)
 			for _, id := range ids {
 				title, want, ok := api.Expected(id)
 				require.True(t, ok, id)
@@ -460,15 +476,15 @@ func TestC42ExpectedAgreesWithAPI(t *testing.T) {
 func TestC42Variety(t *testing.T) {
 	_, api, _ := serveC42(t, "")
 	ids := api.EventIDs()
-	require.Len(t, ids, 103)
-	assert.Equal(t, []string{C42EventTeamSync, C42EventEmpty, C42EventAllHands}, ids[:3], "the fixed events come first")
+	require.Len(t, ids, 104)
+	assert.Equal(t, []string{C42EventTeamSync, C42EventEmpty, C42EventAllHands, C42EventTownHall}, ids[:4], "the fixed events come first")
 	seen := map[string]bool{}
 	var none, multiPage, emptyName, dupName, nonASCII, allDay int
 	for _, id := range ids {
 		assert.False(t, seen[id], "event ids are unique")
 		seen[id] = true
 		_, names, _ := api.Expected(id)
-		if id == C42EventTeamSync || id == C42EventEmpty || id == C42EventAllHands {
+		if id == C42EventTeamSync || id == C42EventEmpty || id == C42EventAllHands || id == C42EventTownHall {
 			continue
 		}
 		assert.Regexp(t, c42IDPattern, id)
@@ -525,11 +541,11 @@ func TestC42Determinism(t *testing.T) {
 	assert.Equal(t, a.EventIDs(), b.EventIDs())
 	c, other := bodies("seed=4,size=50")
 	assert.NotEqual(t, body, other, "another seed, other data")
-	assert.NotEqual(t, a.EventIDs()[3:], c.EventIDs()[3:])
+	assert.NotEqual(t, a.EventIDs()[4:], c.EventIDs()[4:])
 
 	// The fixed events are the same whatever the seed and size.
 	d := newC42API(99, 0)
-	for _, id := range []string{C42EventTeamSync, C42EventEmpty, C42EventAllHands} {
+	for _, id := range []string{C42EventTeamSync, C42EventEmpty, C42EventAllHands, C42EventTownHall} {
 		wantTitle, wantNames, _ := a.Expected(id)
 		for _, api := range []*C42API{c, d} {
 			title, names, ok := api.Expected(id)
@@ -539,7 +555,7 @@ func TestC42Determinism(t *testing.T) {
 			assert.Equal(t, a.events[id].subs, api.events[id].subs, "the same subscriptions, byte for byte")
 		}
 	}
-	assert.Len(t, d.EventIDs(), 3, "size=0 leaves the fixed events")
+	assert.Len(t, d.EventIDs(), 4, "size=0 leaves the fixed events")
 }
 
 func TestC42ExpectedReturnsCopies(t *testing.T) {
@@ -563,7 +579,7 @@ func TestC42NewDataOnSeedChange(t *testing.T) {
 	s.SetKnobs(k)
 	fresh, ok := s.Routes().(*C42API)
 	require.True(t, ok)
-	assert.Len(t, fresh.EventIDs(), 8)
+	assert.Len(t, fresh.EventIDs(), 9)
 }
 
 func TestC42LargeSize(t *testing.T) {
@@ -571,7 +587,7 @@ func TestC42LargeSize(t *testing.T) {
 	api := Upstreams()[C42].Routes(Knobs{Size: 10_000, Seed: 1}).(*C42API)
 	assert.Less(t, time.Since(start), 10*time.Second, "building 10000 events (about 0.3 s, 3 s under -race)")
 	ids := api.EventIDs()
-	assert.Len(t, ids, 10_003)
+	assert.Len(t, ids, 10_004)
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		require.False(t, seen[id], "event ids are unique")
