@@ -157,6 +157,20 @@ func TestKFErrorsAreSortedByKind(t *testing.T) {
 		assert.Equal(t, ErrUpstreamUnreachable, e.Type())
 		assert.False(t, e.NonRetryable())
 	})
+	t.Run("no answer in time is a retryable timeout", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}))
+		defer srv.Close()
+		kf := NewKF(KFOptions{BaseURL: srv.URL, APIKey: "k", HTTP: &http.Client{Timeout: 100 * time.Millisecond}, Store: storetest.Open(t)})
+		_, err := newActivityEnv(testenv.Logger(t), kf).ExecuteActivity(kf.FetchOutages, "kingfisher")
+		e := appError(t, err)
+		assert.Equal(t, ErrUpstreamTimeout, e.Type())
+		assert.False(t, e.NonRetryable())
+	})
 }
 
 // An outage list that is not a JSON array is refused with a clear error, never half-used

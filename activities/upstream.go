@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ const (
 	ErrUpstreamRejected     = "UpstreamRejected"     // any other 4xx
 	ErrUpstreamRateLimited  = "UpstreamRateLimited"  // 429
 	ErrUpstreamUnavailable  = "UpstreamUnavailable"  // 5xx
-	ErrUpstreamUnreachable  = "UpstreamUnreachable"  // connection refused, reset, timed out, answer cut short
+	ErrUpstreamUnreachable  = "UpstreamUnreachable"  // connection refused, reset, answer cut short
+	ErrUpstreamTimeout      = "UpstreamTimeout"      // no answer (or not all of it) in time
 	// ErrUpstreamGarbled is a 2xx answer that is not JSON at all: a gateway's HTML page or
 	// a body broken on the way. That is how transient faults look, so it is retried
 	// (a bounded number of times, like a 5xx).
@@ -127,14 +129,14 @@ func (u *upstream) doWithType(ctx context.Context, method, path string, body []b
 	if err != nil {
 		u.metrics.observe(u.name, "error", time.Since(start))
 		return nil, "", temporal.NewApplicationErrorWithCause(
-			fmt.Sprintf("%s %s %s: no answer: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
+			fmt.Sprintf("%s %s %s: no answer: %v", u.name, method, path, err), unreachableType(err), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
 	u.metrics.observe(u.name, strconv.Itoa(resp.StatusCode), time.Since(start))
 	if err != nil {
 		return nil, "", temporal.NewApplicationErrorWithCause(
-			fmt.Sprintf("%s %s %s: answer cut short: %v", u.name, method, path, err), ErrUpstreamUnreachable, err)
+			fmt.Sprintf("%s %s %s: answer cut short: %v", u.name, method, path, err), unreachableType(err), err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return data, resp.Header.Get("Content-Type"), nil
@@ -249,4 +251,15 @@ func retryAfter(v string) time.Duration {
 		return 0
 	}
 	return time.Duration(secs) * time.Second
+}
+
+// unreachableType tells a call that ran out of time (the attempt's deadline, or
+// RELAY_UPSTREAM_TIMEOUT) from one the network failed: a waiting client is told 504 for
+// the first and 502 for the second. Both are retried.
+func unreachableType(err error) string {
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) {
+		return ErrUpstreamTimeout
+	}
+	return ErrUpstreamUnreachable
 }

@@ -157,17 +157,18 @@ func storeError(c *gin.Context, logger *slog.Logger, what string, err error) err
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// rootCause is the deepest application error in err's chain, past the workflow's own
-// wrapping: the activity's, which names what went wrong upstream. Nil when there is none.
+// rootCause is the first application error in err's chain past the workflow's own
+// wrapping: the activity's, which names what went wrong upstream. Not the deepest: an
+// activity's error may carry its Go cause (UpstreamUnreachable caused by a context
+// deadline), whose type names no verdict. Nil when there is none.
 func rootCause(err error) *temporal.ApplicationError {
-	var root *temporal.ApplicationError
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		var app *temporal.ApplicationError
 		if errors.As(e, &app) && app.Type() != "wrapError" {
-			root = app
+			return app
 		}
 	}
-	return root
+	return nil
 }
 
 // envelope is the body of every error answer.

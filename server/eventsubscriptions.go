@@ -323,6 +323,9 @@ func mergeError(c *gin.Context, logger *slog.Logger, id string, err error) error
 		return temporalError(c, logger, "merge event "+id, err)
 	}
 	switch root.Type() {
+	case activities.ErrUpstreamTimeout: // the fetch's last attempt ran out of time
+		logger.WarnContext(c.Request.Context(), "merge timed out", "event_id", id, "error", err)
+		return Errorf(CodeGatewayTimeout, "the calendar API did not answer in time for event "+id)
 	case activities.ErrUpstreamNotFound:
 		return Errorf(CodeNotFound, "event "+id+" not found")
 	case activities.ErrInvalidInput:
