@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 
+	"relay/internal/outagesync"
 	"relay/internal/timefmt"
 	"relay/workflows"
 )
@@ -231,7 +232,7 @@ func failureOf(err error, status enumspb.WorkflowExecutionStatus) *syncFailure {
 // siteParam is the route's site id, checked before anything reaches Temporal.
 func siteParam(c *gin.Context) (string, error) {
 	site := c.Param("site_id")
-	if !workflows.ValidSiteID(site) {
+	if !outagesync.ValidSiteID(site) {
 		return "", invalidField("site_id", idProblem)
 	}
 	return site, nil

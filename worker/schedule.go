@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -50,6 +51,29 @@ func EnsureStagedBlobsSweepSchedule(ctx context.Context, c client.Client) error 
 			TaskQueue:          workflows.TaskQueue,
 			WorkflowRunTimeout: 5 * time.Minute,
 		})
+	return err
+}
+
+// EnsureOutageSyncSchedule makes site's schedule (workflows.OutageSyncScheduleID) sync it
+// every interval with cutoff since, running ScheduledSyncSiteOutages, which syncs under the
+// site's one sync id (a running sync, requested or scheduled, takes the tick). An interval
+// of 0 turns the schedule off: an existing one is deleted.
+func EnsureOutageSyncSchedule(ctx context.Context, c client.Client, site, since string, every time.Duration) error {
+	id := workflows.OutageSyncScheduleID(site)
+	if every == 0 {
+		err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx)
+		var notFound *serviceerror.NotFound
+		if err != nil && !errors.As(err, &notFound) {
+			return fmt.Errorf("delete schedule %s: %w", id, err)
+		}
+		return nil
+	}
+	_, err := ensureSchedule(ctx, c, id, every, &client.ScheduleWorkflowAction{
+		ID:        workflows.OutageSyncScheduledWorkflowID(site),
+		Workflow:  workflows.ScheduledSyncSiteOutagesWorkflowType,
+		Args:      []any{workflows.SyncSiteOutagesInput{SiteID: site, Since: since}},
+		TaskQueue: workflows.TaskQueue,
+	})
 	return err
 }
 

@@ -17,26 +17,28 @@ var TaskQueues = []string{TaskQueue, GeoIPTaskQueue}
 
 // Workflow type names, as the Web UI and the temporal CLI show them.
 const (
-	PingWorkflowType                    = "Ping"
-	SyncSiteOutagesWorkflowType         = "SyncSiteOutages"
-	MergeEventSubscriptionsWorkflowType = "MergeEventSubscriptions"
-	AggregateIncidentsWorkflowType      = "AggregateIncidents"
-	RefreshIncidentsWorkflowType        = "RefreshIncidents"
-	SweepStagedBlobsWorkflowType        = "SweepStagedBlobs"
-	GeolocateWorkflowType               = "Geolocate"
+	PingWorkflowType                     = "Ping"
+	SyncSiteOutagesWorkflowType          = "SyncSiteOutages"
+	ScheduledSyncSiteOutagesWorkflowType = "ScheduledSyncSiteOutages"
+	MergeEventSubscriptionsWorkflowType  = "MergeEventSubscriptions"
+	AggregateIncidentsWorkflowType       = "AggregateIncidents"
+	RefreshIncidentsWorkflowType         = "RefreshIncidents"
+	SweepStagedBlobsWorkflowType         = "SweepStagedBlobs"
+	GeolocateWorkflowType                = "Geolocate"
 )
 
 // All maps every workflow type name to its function: the worker registers these, and
 // the replay test replays histories against them.
 func All() map[string]any {
 	return map[string]any{
-		PingWorkflowType:                    Ping,
-		SyncSiteOutagesWorkflowType:         SyncSiteOutages,
-		MergeEventSubscriptionsWorkflowType: MergeEventSubscriptions,
-		AggregateIncidentsWorkflowType:      AggregateIncidents,
-		RefreshIncidentsWorkflowType:        RefreshIncidents,
-		SweepStagedBlobsWorkflowType:        SweepStagedBlobs,
-		GeolocateWorkflowType:               Geolocate,
+		PingWorkflowType:                     Ping,
+		SyncSiteOutagesWorkflowType:          SyncSiteOutages,
+		ScheduledSyncSiteOutagesWorkflowType: ScheduledSyncSiteOutages,
+		MergeEventSubscriptionsWorkflowType:  MergeEventSubscriptions,
+		AggregateIncidentsWorkflowType:       AggregateIncidents,
+		RefreshIncidentsWorkflowType:         RefreshIncidents,
+		SweepStagedBlobsWorkflowType:         SweepStagedBlobs,
+		GeolocateWorkflowType:                Geolocate,
 	}
 }
 

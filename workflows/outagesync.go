@@ -2,13 +2,13 @@ package workflows
 
 import (
 	"fmt"
-	"regexp"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"relay/activities"
+	"relay/internal/outagesync"
 )
 
 // outageSyncRetryPolicy: the outage API answers 429 when the key is over its limit and 500
@@ -43,12 +43,6 @@ var stagingCleanupOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 30 * time.Second,
 	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 }
-
-// validSiteID is what a site id may look like: it becomes part of a workflow id and a URL.
-var validSiteID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
-// ValidSiteID reports whether id can name a site.
-func ValidSiteID(id string) bool { return validSiteID.MatchString(id) }
 
 // OutageSyncWorkflowID names a site's sync: one per site runs at a time.
 func OutageSyncWorkflowID(siteID string) string { return "outage-sync/" + siteID }
@@ -95,7 +89,7 @@ func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOut
 // syncSiteOutages is SyncSiteOutages with its versioned decision passed in, so that a test
 // can show what the same change does without workflow.GetVersion.
 func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFailure func(workflow.Context) bool) (_ SyncSiteOutagesResult, err error) {
-	if !ValidSiteID(in.SiteID) {
+	if !outagesync.ValidSiteID(in.SiteID) {
 		return SyncSiteOutagesResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("site_id %q: want 1 to 128 of A-Z, a-z, 0-9, _ and -", in.SiteID), activities.ErrInvalidInput, nil)
 	}

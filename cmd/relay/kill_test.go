@@ -55,6 +55,7 @@ func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 		"C42_API_URL="+env.Config.C42.URL, "C42_API_TOKEN="+env.Config.C42.Token,
 		"GEOIP_API_URL="+env.Config.GeoIP.URL,
 		"KF_API_URL="+env.Config.KF.URL, "KF_API_KEY="+env.Config.KF.APIKey,
+		"KF_SYNC_INTERVAL="+env.Config.KF.SyncInterval.String(),
 	)
 	logs := &testenv.SyncBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs

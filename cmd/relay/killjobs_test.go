@@ -103,7 +103,8 @@ type devProcess struct {
 func startDevProcess(t *testing.T, args ...string) *devProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "RELAY_TEST_MAIN=dev "+strings.Join(args, " "), "RELAY_LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "RELAY_TEST_MAIN=dev "+strings.Join(args, " "), "RELAY_LOG_LEVEL=warn",
+		"KF_SYNC_INTERVAL=0") // the test's own syncs only (see relaytest.Start)
 	p := &devProcess{cmd: cmd, out: &testenv.SyncBuffer{}, sims: map[string]string{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(t, cmd.Start())

@@ -27,6 +27,7 @@ import (
 	"relay/internal/store"
 	"relay/internal/temporalclient"
 	"relay/internal/temporalserver"
+	"relay/internal/timefmt"
 	"relay/server"
 	"relay/worker"
 )
@@ -324,6 +325,9 @@ func (s *System) startWorker(ctx context.Context) error {
 			callCtx, cancel := context.WithTimeout(schedCtx, 30*time.Second)
 			err := worker.EnsureStagedBlobsSweepSchedule(callCtx, s.Client)
 			if err == nil {
+				err = worker.EnsureOutageSyncSchedule(callCtx, s.Client, cfg.KF.SiteID, timefmt.Millis(cfg.KF.OutagesSince), cfg.KF.SyncInterval)
+			}
+			if err == nil { // last: it may trigger a refresh, which a retry would trigger again
 				err = worker.EnsureIncidentsSchedule(callCtx, s.Client, cfg.Incidents.RefreshInterval, noSnapshot)
 			}
 			cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"relay/internal/config"
 	"relay/internal/relaytest"
 	"relay/internal/testenv"
 	"relay/workflows"
@@ -70,8 +71,15 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 
 	cmds := readmeCLICommands(t)
 	require.GreaterOrEqual(t, len(cmds), 8, "the README's CLI commands: %q", cmds)
-	env := relaytest.Start(t)
+	// The README's schedule commands need the scheduled outage sync, which tests leave off.
+	env := relaytest.Start(t, relaytest.WithConfig(func(c *config.Config) { c.KF.SyncInterval = time.Hour }))
 	waitSnapshot(t, env) // the schedule exists and has run once
+	testenv.WaitFor(t, time.Minute, func() error {
+		if _, err := env.Client.ScheduleClient().GetHandle(t.Context(), workflows.OutageSyncScheduleID(env.Config.KF.SiteID)).Describe(t.Context()); err != nil {
+			return testenv.Waitf("the outage sync schedule: %v", err)
+		}
+		return nil
+	})
 
 	outputs := map[string]string{}
 	for _, cmd := range cmds {
@@ -99,6 +107,7 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 	assert.Contains(t, find("temporal workflow result --workflow-id ping/slow"), "survives a restart")
 	assert.Contains(t, find("temporal workflow result --workflow-id outage-sync/kingfisher"), "posted")
 	assert.Contains(t, find("temporal schedule describe --schedule-id incidents-refresh"), workflows.IncidentsScheduleID)
+	assert.Contains(t, find("temporal schedule describe --schedule-id outage-sync-"), workflows.ScheduledSyncSiteOutagesWorkflowType)
 	ctx := t.Context()
 	for _, id := range []string{"incidents/refresh", "outage-sync/kingfisher", "ping/slow"} {
 		require.NoError(t, env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil), id)

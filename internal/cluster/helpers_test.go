@@ -53,9 +53,10 @@ func startCluster(t *testing.T, servers, workers int, knobs string, env ...strin
 		name = name[:30]
 	}
 	name += fmt.Sprintf("_%d", time.Now().UnixNano()%1_000_000)
+	// KF_SYNC_INTERVAL=0: the tests' own syncs of the default site only.
 	c, err := cluster.Start(t.Context(), cluster.Options{
 		Dir: dir, Name: name, Servers: servers, Workers: workers, Postgres: "127.0.0.1:5432", User: "postgres",
-		SimKnobs: knobs, Env: append([]string{"RELAY_LOG_LEVEL=warn"}, env...), Bin: bin, Logf: t.Logf,
+		SimKnobs: knobs, Env: append([]string{"RELAY_LOG_LEVEL=warn", "KF_SYNC_INTERVAL=0"}, env...), Bin: bin, Logf: t.Logf,
 	})
 	require.NoError(t, err, "start the topology")
 	t.Cleanup(func() {

@@ -111,6 +111,8 @@ type KF struct {
 	APIKey       string
 	SiteID       string
 	OutagesSince time.Time
+	// SyncInterval is how often the worker's schedule syncs SiteID; 0 turns it off.
+	SyncInterval time.Duration
 }
 
 // Default returns the configuration used when nothing is set: every default relay has.
@@ -131,6 +133,7 @@ func Default() Config {
 		KF: KF{
 			SiteID:       "norwich-pear-tree",
 			OutagesSince: time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC),
+			SyncInterval: time.Hour,
 		},
 		UpstreamTimeout: 45 * time.Second,
 	}
@@ -277,8 +280,10 @@ var settings = []setting{
 		field: func(c *Config) value { return urlValue{&c.KF.URL} }},
 	{env: "KF_API_KEY", usage: "outage API `key`", group: Upstream, secret: true,
 		field: func(c *Config) value { return stringValue{&c.KF.APIKey} }},
-	{env: "KF_SITE_ID", usage: "`site` synced by default", group: Upstream | HTTP,
-		field: func(c *Config) value { return stringValue{&c.KF.SiteID} }},
+	{env: "KF_SITE_ID", usage: "`site` synced by default, on a schedule", group: Upstream | HTTP,
+		field: func(c *Config) value { return siteValue{&c.KF.SiteID} }},
+	{env: "KF_SYNC_INTERVAL", usage: "how often KF_SITE_ID is synced (a `duration`; 0 turns the schedule off)", group: Upstream,
+		field: func(c *Config) value { return intervalValue{&c.KF.SyncInterval} }},
 	{env: "KF_OUTAGES_SINCE", usage: "default cutoff for kept outages (an RFC 3339 `time`)", group: Upstream | HTTP,
 		field: func(c *Config) value { return timeValue{&c.KF.OutagesSince} }},
 	{env: "RELAY_UPSTREAM_TIMEOUT",

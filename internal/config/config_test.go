@@ -86,6 +86,7 @@ func TestDefaults(t *testing.T) {
 		{"GeoIP.SubmitBurst", cfg.GeoIP.SubmitBurst, 40},
 		{"KF.SiteID", cfg.KF.SiteID, "norwich-pear-tree"},
 		{"KF.OutagesSince", cfg.KF.OutagesSince, time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"KF.SyncInterval", cfg.KF.SyncInterval, time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,6 +234,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"KF_API_URL":                 "https://kf.example",
 		"KF_API_KEY":                 "key",
 		"KF_SITE_ID":                 "kingfisher",
+		"KF_SYNC_INTERVAL":           "30m",
 		"KF_OUTAGES_SINCE":           "2023-06-01T12:00:00.5+02:00",
 		"RELAY_UPSTREAM_TIMEOUT":     "12s",
 	}
@@ -265,7 +267,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		C42:            C42{URL: "https://c42.example/base", Token: "tok", CacheTTL: time.Minute, CacheSize: 500},
 		GeoIP: GeoIP{URL: "http://geoip.example:8080", RateLimit: 2.5, CacheTTL: time.Hour,
 			SubmitRate: 7, SubmitBurst: 9},
-		KF:              KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher"},
+		KF:              KF{URL: "https://kf.example", APIKey: "key", SiteID: "kingfisher", SyncInterval: 30 * time.Minute},
 		UpstreamTimeout: 12 * time.Second,
 	}
 	// Compare the time as an instant, then the rest.
@@ -355,6 +357,10 @@ func TestEnvParseErrors(t *testing.T) {
 		{"INCIDENTS_REFRESH_INTERVAL", "soon", []string{"want a positive duration", `"soon"`}},
 		{"INCIDENTS_REFRESH_INTERVAL", "0s", []string{"want a positive duration"}},
 		{"C42_CACHE_TTL", "-1m", []string{"want a positive duration", `"-1m"`}},
+		{"KF_SYNC_INTERVAL", "-1m", []string{"or 0 for off", `"-1m"`}},
+		{"KF_SYNC_INTERVAL", "hourly", []string{"or 0 for off", `"hourly"`}},
+		// ids
+		{"KF_SITE_ID", "norwich/pear-tree", []string{"want 1 to 128 of A-Z", `"norwich/pear-tree"`}},
 		// URLs
 		{"INCIDENTS_API_URL", "incidents.example", []string{"want an http(s) URL", `"incidents.example"`}},
 		{"C42_API_URL", "ftp://c42.example", []string{"want an http(s) URL"}},
@@ -420,6 +426,9 @@ func TestValidBoundaryValues(t *testing.T) {
 		{"RELAY_HTTP_ADDR", "[::1]:80"},
 		{"GEOIP_RATE_LIMIT", "0.001"},
 		{"INCIDENTS_REFRESH_INTERVAL", "1ns"},
+		{"KF_SYNC_INTERVAL", "0"},
+		{"KF_SYNC_INTERVAL", "0s"},
+		{"KF_SYNC_INTERVAL", "15m"},
 		{"DATABASE_URL", "postgresql://h/db"},
 		{"DATABASE_URL", "file:relay.db"},
 		{"KF_OUTAGES_SINCE", "2021-12-31T23:59:59.999Z"},

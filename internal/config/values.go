@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"relay/internal/outagesync"
 	"relay/internal/timefmt"
 )
 
@@ -201,6 +202,33 @@ func (v durationValue) Set(s string) error {
 		return fmt.Errorf("want a positive duration like 90s or 5m, got %q", s)
 	}
 	*v.p = d
+	return nil
+}
+
+// intervalValue is a durationValue that may also be 0: off.
+type intervalValue struct{ p *time.Duration }
+
+func (v intervalValue) String() string { return durationValue(v).String() }
+func (v intervalValue) Set(s string) error {
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		*v.p = 0
+		return nil
+	}
+	if err := (durationValue(v)).Set(s); err != nil {
+		return fmt.Errorf("want a positive duration like 30m or 1h, or 0 for off, got %q", s)
+	}
+	return nil
+}
+
+// siteValue is a site id: it names a workflow, a schedule and a URL path.
+type siteValue struct{ p *string }
+
+func (v siteValue) String() string { return stringValue(v).String() }
+func (v siteValue) Set(s string) error {
+	if !outagesync.ValidSiteID(s) {
+		return fmt.Errorf("want 1 to 128 of A-Z, a-z, 0-9, _ and -, got %q", s)
+	}
+	*v.p = s
 	return nil
 }
 

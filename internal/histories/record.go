@@ -45,6 +45,10 @@ var Scenarios = append([]Scenario{
 		workflows.PingInput{Message: "recorded", Sleep: "1s", Queue: workflows.GeoIPTaskQueue})},
 	{"SyncSiteOutages-kingfisher.json", execute(workflows.OutageSyncWorkflowID("kingfisher"), workflows.SyncSiteOutagesWorkflowType,
 		workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"})},
+	// The schedule's run of a site's sync: SyncSiteOutages as a child under the site's id.
+	{"ScheduledSyncSiteOutages-kingfisher.json", execute(workflows.OutageSyncScheduledWorkflowID("kingfisher")+"-recorded",
+		workflows.ScheduledSyncSiteOutagesWorkflowType,
+		workflows.SyncSiteOutagesInput{SiteID: "kingfisher", Since: "2022-01-01T00:00:00.000Z"})},
 	// An unknown site fails the sync: the path that workflow.GetVersion changed (see
 	// workflows/versioning_test.go).
 	{"SyncSiteOutages-unknown-site.json", executeFailing(workflows.OutageSyncWorkflowID("atlantis"), workflows.SyncSiteOutagesWorkflowType,

@@ -10,8 +10,16 @@ package outagesync
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"time"
 )
+
+// validSiteID is what a site id may look like: it becomes part of a workflow id, a
+// schedule id and a URL.
+var validSiteID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidSiteID reports whether id can name a site.
+func ValidSiteID(id string) bool { return validSiteID.MatchString(id) }
 
 // Outage is one item of the outage API's GET /outages, as received.
 type Outage struct {

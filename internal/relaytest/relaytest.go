@@ -68,6 +68,9 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	s.cfg.TemporalListen = "127.0.0.1:0"
 	s.cfg.UIAddr = ""
 	s.cfg.DataDir = tb.TempDir()
+	// No scheduled outage sync unless a test asks (its hourly tick, on the hour, would
+	// join or refuse a test's own sync of the default site).
+	s.cfg.KF.SyncInterval = 0
 	s.parts.InMemory = true
 	for _, o := range opts {
 		o(&s)

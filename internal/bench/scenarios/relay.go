@@ -47,7 +47,8 @@ type Relay struct {
 // StartRelay starts the parts of relay on free loopback ports with a fresh data dir
 // (removed by Close), its simulators set by knobs (the RELAY_SIM_KNOBS syntax, e.g.
 // "geoip:hiccup-rate=0.2,hiccup-delay=5s"), and the configuration changed by configure.
-// The scheduled incidents refresh is pushed out to an hour, so that only the load refreshes.
+// The scheduled incidents refresh is pushed out to an hour and the scheduled outage sync
+// is off, so that only the load refreshes and syncs.
 func StartRelay(ctx context.Context, logger *slog.Logger, parts app.Parts, knobs string, configure ...func(*config.Config)) (*Relay, error) {
 	dir, err := os.MkdirTemp("", "relay-bench-")
 	if err != nil {
@@ -57,6 +58,7 @@ func StartRelay(ctx context.Context, logger *slog.Logger, parts app.Parts, knobs
 	cfg.HTTPAddr, cfg.TemporalListen, cfg.UIAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dir
 	cfg.SimKnobs = knobs
 	cfg.Incidents.RefreshInterval = time.Hour
+	cfg.KF.SyncInterval = 0 // only the load syncs
 	for _, f := range configure {
 		f(&cfg)
 	}
