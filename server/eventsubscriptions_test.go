@@ -84,7 +84,7 @@ func TestEventWithSubscriptionsMissThenHit(t *testing.T) {
 	assert.Equal(t, workflows.MergeEventSubscriptionsWorkflowType, s.workflow)
 	assert.Equal(t, []any{workflows.MergeEventSubscriptionsInput{EventID: eventID, TTL: time.Minute}}, s.args,
 		"the run lives for this server's TTL")
-	assert.Equal(t, workflows.TaskQueue, s.opts.TaskQueue)
+	assert.Equal(t, workflows.MergeTaskQueue, s.opts.TaskQueue)
 	assert.Greater(t, s.opts.WorkflowRunTimeout, time.Minute+workflows.EventSubscriptionsFetchTimeout, "a backstop past the TTL")
 	assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, s.opts.WorkflowIDConflictPolicy,
 		"another server's run for the same event is asked, not duplicated")

@@ -103,9 +103,21 @@ func New(c client.Client, acts Activities, opts Options) (*Worker, error) {
 	geo.RegisterActivity(acts.Pinger)
 	geo.RegisterActivity(acts.Geo)
 
+	// Merges only: their workflow tasks and the local activities in them. (Runs started on
+	// relay's queue before merges had their own finish there: main registers the type too.)
+	merge := sdkworker.New(c, workflows.MergeTaskQueue, sdkworker.Options{
+		WorkerStopTimeout:                       opts.DrainTimeout,
+		MaxConcurrentLocalActivityExecutionSize: localSlots,
+		MaxConcurrentActivityExecutionSize:      4, // Ping's only
+	})
+	merge.RegisterWorkflowWithOptions(workflows.MergeEventSubscriptions,
+		workflow.RegisterOptions{Name: workflows.MergeEventSubscriptionsWorkflowType})
+	merge.RegisterActivity(acts.C42)
+	merge.RegisterActivity(acts.Pinger) // Ping checks that every queue has a worker
+
 	return &Worker{
-		queues:  []string{workflows.TaskQueue, workflows.GeoIPTaskQueue},
-		workers: []sdkworker.Worker{main, geo},
+		queues:  workflows.TaskQueues,
+		workers: []sdkworker.Worker{main, geo, merge},
 	}, nil
 }
 

@@ -6,14 +6,17 @@ package workflows
 import "time"
 
 // Task queues. relay-geoip carries only the rate-limited geolocation calls, so that its
-// limit never slows the other jobs.
+// limit never slows the other jobs; relay-merge only the merges, whose workflow tasks an
+// HTTP request waits on, so that no backlog of other jobs' tasks (a burst of geolocation
+// lookups) is ever ahead of them.
 const (
 	TaskQueue      = "relay"
 	GeoIPTaskQueue = "relay-geoip"
+	MergeTaskQueue = "relay-merge"
 )
 
 // TaskQueues lists every queue a relay worker polls.
-var TaskQueues = []string{TaskQueue, GeoIPTaskQueue}
+var TaskQueues = []string{TaskQueue, GeoIPTaskQueue, MergeTaskQueue}
 
 // Workflow type names, as the Web UI and the temporal CLI show them.
 const (

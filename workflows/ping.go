@@ -34,7 +34,8 @@ type PingInput struct {
 	// Sleep is a Go duration ("5s") the workflow waits on a durable timer before the
 	// activity: long enough to stop and restart relay mid-workflow.
 	Sleep string `json:"sleep,omitempty"`
-	// Queue is the task queue the activity runs on: "relay" (default) or "relay-geoip".
+	// Queue is the task queue the activity runs on: "relay" (default), "relay-geoip" or
+	// "relay-merge".
 	Queue string `json:"queue,omitempty"`
 }
 

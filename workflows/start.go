@@ -34,7 +34,7 @@ func IncidentsRefreshStartOptions() client.StartWorkflowOptions {
 func EventSubscriptionsStartOptions(eventID string, ttl time.Duration) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                       EventSubscriptionsWorkflowID(eventID),
-		TaskQueue:                TaskQueue,
+		TaskQueue:                MergeTaskQueue,
 		WorkflowRunTimeout:       EventSubscriptionsFetchTimeout + ttl + time.Minute,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,

@@ -56,7 +56,7 @@ var commands = []command{
 		about:  "Runs the HTTP API against the Temporal server at TEMPORAL_ADDRESS.",
 		config: &configured{config.Common | config.HTTP | config.Store, config.Default, runServer}},
 	{name: "worker", summary: "the Temporal worker only, against TEMPORAL_ADDRESS",
-		about:  "Runs the Temporal worker (task queues relay and relay-geoip) against TEMPORAL_ADDRESS.",
+		about:  "Runs the Temporal worker (task queues relay, relay-geoip and relay-merge) against TEMPORAL_ADDRESS.",
 		config: &configured{config.Common | config.Store | config.Upstream, config.Default, runWorker}},
 	{name: "sim", summary: "the four upstream simulators, with their fault knobs",
 		about: "Serves the four upstream simulators on ports 9101 (incidents), 9102 (c42), 9103 (geoip)\n" +

@@ -15,6 +15,7 @@ import (
 	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/sim"
+	"relay/workflows"
 )
 
 // The commands that run relay: dev, server, worker and sim, each given its configuration
@@ -65,7 +66,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "relay worker: polling task queues relay and relay-geoip at %s\n", temporalAddr(cfg))
+	fmt.Fprintf(stdout, "relay worker: polling task queues %s at %s\n", strings.Join(workflows.TaskQueues, ", "), temporalAddr(cfg))
 	return serveUntilDone(ctx, sys, logger)
 }
 

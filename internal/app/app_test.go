@@ -48,7 +48,7 @@ func TestDevRunsEveryPart(t *testing.T) {
 	assert.Equal(t, sim.DefaultKFKey, env.Config.KF.APIKey)
 }
 
-func TestPingRunsOnBothTaskQueues(t *testing.T) {
+func TestPingRunsOnEveryTaskQueue(t *testing.T) {
 	env := relaytest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
