@@ -16,10 +16,6 @@ func OutageSyncScheduleID(siteID string) string { return "outage-sync-" + siteID
 // ScheduledSyncSiteOutages runs (Temporal appends the time to it).
 func OutageSyncScheduledWorkflowID(siteID string) string { return "outage-sync-scheduled/" + siteID }
 
-// OutageSyncScheduleOverlap: a sync still running when the next is due makes that one
-// pointless, so it is skipped.
-const OutageSyncScheduleOverlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
-
 // ScheduledSyncSiteOutagesResult says what a scheduled sync did: ran SyncSiteOutages as
 // OutageSyncWorkflowID (RunID, Result), or found a sync of the site running (started by
 // POST /sites/{site_id}/outage-sync, whatever its cutoff) and left this tick to it
