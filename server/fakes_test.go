@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"relay/internal/store"
+	"relay/workflows"
 )
 
 // fakeTemporal is the Temporal client the handlers and the status page see, in memory.
@@ -41,6 +44,7 @@ type fakeTemporal struct {
 	listErr  error
 	hang     chan struct{}
 	lists    atomic.Int64
+	gets     atomic.Int64 // GetWorkflow calls: reads of a run's history
 
 	startErr  error
 	start     func(opts client.StartWorkflowOptions) (client.WorkflowRun, error)
@@ -180,6 +184,7 @@ func (f *fakeTemporal) CountWorkflow(_ context.Context, req *workflowservice.Cou
 }
 
 func (f *fakeTemporal) GetWorkflow(_ context.Context, workflowID, runID string) client.WorkflowRun {
+	f.gets.Add(1)
 	return fakeRun{id: workflowID, runID: runID, result: f.results[runID], err: f.failures[runID]}
 }
 
@@ -244,6 +249,31 @@ func visRun(typ, id, runID string, status enumspb.WorkflowExecutionStatus, start
 	}
 	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		info.CloseTime = timestamppb.New(start.Add(took))
+	}
+	return info
+}
+
+// ended gives a listed run what workflows.recordEnding records: its outcome and count
+// search attributes (no count when count < 0, as for a failed run), and memo.
+func ended(t *testing.T, info *workflowpb.WorkflowExecutionInfo, outcome string, count int64, memo map[string]any) *workflowpb.WorkflowExecutionInfo {
+	t.Helper()
+	dc := converter.GetDefaultDataConverter()
+	fields := map[string]*commonpb.Payload{}
+	attrs := map[string]any{workflows.OutcomeAttribute.GetName(): outcome}
+	if count >= 0 {
+		attrs[workflows.CountAttribute.GetName()] = count
+	}
+	for name, v := range attrs {
+		p, err := dc.ToPayload(v)
+		require.NoError(t, err)
+		fields[name] = p
+	}
+	info.SearchAttributes = &commonpb.SearchAttributes{IndexedFields: fields}
+	info.Memo = &commonpb.Memo{Fields: map[string]*commonpb.Payload{}}
+	for k, v := range memo {
+		p, err := dc.ToPayload(v)
+		require.NoError(t, err)
+		info.Memo.Fields[k] = p
 	}
 	return info
 }

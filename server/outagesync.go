@@ -111,15 +111,21 @@ func startOutageSync(ctx context.Context, tc Temporal, site, since string, defau
 
 // memoString reads a string field of a workflow's memo.
 func memoString(memo *commonpb.Memo, field string) (string, bool) {
+	var s string
+	ok := memoValue(memo, field, &s) == nil
+	return s, ok
+}
+
+// errNoMemo says a memo lacks a field.
+var errNoMemo = errors.New("not in the memo")
+
+// memoValue decodes field of a workflow's memo into v: errNoMemo when it has no such field.
+func memoValue(memo *commonpb.Memo, field string, v any) error {
 	p, ok := memo.GetFields()[field]
 	if !ok {
-		return "", false
+		return errNoMemo
 	}
-	var s string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
-		return "", false
-	}
-	return s, true
+	return converter.GetDefaultDataConverter().FromPayload(p, v)
 }
 
 // sameInstant says whether two RFC 3339 times name one instant (2023-01-01T01:00:00+01:00

@@ -49,6 +49,6 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	}
 	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, statusSources{
 		snapshots: deps.Incidents, cache: eventCache, runs: deps.Temporal, slots: deps.RateSlots,
-		pending: pending, lookups: deps.Temporal, checks: deps.Checks,
+		pending: pending, lookups: deps.Temporal, checks: deps.Checks, alerts: deps.Alerts,
 	})))
 }

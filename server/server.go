@@ -81,6 +81,8 @@ type Deps struct {
 	// RateSlots reads the geolocation API's calls per second from the store, for the
 	// status page (the workers that make the calls may be other processes).
 	RateSlots RateSlotReader
+	// Alerts lists the alerts that fire, for the status page; nil says none is configured.
+	Alerts AlertSource
 }
 
 // withDefaults fills the settings left at zero from config.Default, where every default lives.

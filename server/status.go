@@ -62,6 +62,7 @@ type statusSources struct {
 	pending   pendingReader
 	lookups   describer
 	checks    []Check
+	alerts    AlertSource
 }
 
 // statusPage gathers and caches the view.

@@ -35,7 +35,7 @@ func (p *statusPage) gather(ctx context.Context) *statusView {
 		v.Cache = cacheView(p.src.cache.Stats())
 	}
 
-	parts := []statusPart{p.geoPart(start), p.geoWaitingPart(start), p.outagesPart(), p.readyPart()}
+	parts := []statusPart{p.geoPart(start), p.geoWaitingPart(start), p.outagesPart(), p.readyPart(), p.alertsPart(start)}
 	for i, job := range statusJobs {
 		parts = append(parts, p.jobPart(i, job))
 	}

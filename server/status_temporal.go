@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -94,6 +95,14 @@ func (p *statusPage) runRow(e *workflowpb.WorkflowExecutionInfo) runRow {
 		r.Duration = p.now().Sub(r.Started)
 	}
 	r.URL = p.runURL(r.WorkflowID, r.RunID)
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	dc := converter.GetDefaultDataConverter() // search attributes are never encoded by a codec
+	if v, ok := fields[workflows.OutcomeAttribute.GetName()]; ok {
+		_ = dc.FromPayload(v, &r.Outcome)
+	}
+	if v, ok := fields[workflows.CountAttribute.GetName()]; ok && dc.FromPayload(v, &r.Count) == nil {
+		r.Counted = true
+	}
 	return r
 }
 
@@ -128,33 +137,35 @@ func (p *statusPage) outages(ctx context.Context) outagesPanel {
 			continue // started by hand under another id, or an older run of a listed site
 		}
 		seen[id] = true
-		out.Sites = append(out.Sites, siteSync{Site: site, runRow: p.runRow(e)})
+		out.Sites = append(out.Sites, siteSync{Site: site, runRow: p.runRow(e), memo: e.GetMemo()})
 		statuses = append(statuses, e.GetStatus())
 		if len(out.Sites) == statusSites {
 			break
 		}
 	}
-	// The counts are the workflows' results: read those of closed runs, all at once.
-	var wg sync.WaitGroup
+	// The counts are in each closed run's memo (workflows.recordEnding): no history is read.
 	for i := range out.Sites {
 		s, status := &out.Sites[i], statuses[i]
-		if status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			continue
-		}
-		wg.Go(func() {
-			run := p.src.runs.GetWorkflow(ctx, s.WorkflowID, s.RunID)
-			if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-				s.Error = failureOf(run.Get(ctx, nil), status)
-				return
-			}
+		switch status {
+		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 			var res workflows.SyncSiteOutagesResult
-			if err := run.Get(ctx, &res); err != nil {
-				s.Err = p.panelError("reading the result of "+s.WorkflowID, err)
-				return
+			switch err := memoValue(s.memo, workflows.ResultMemo, &res); {
+			case errors.Is(err, errNoMemo):
+				s.Err = "no counts in the memo (a run of an older relay): see the run in the Web UI"
+				continue
+			case err != nil:
+				s.Err = "the counts in the memo do not read: " + err.Error()
+				continue
 			}
 			s.Result = syncCounts(res)
-		})
+		default:
+			s.Error = failureOf(nil, status)
+			var f workflows.Failure
+			if memoValue(s.memo, workflows.FailureMemo, &f) == nil {
+				s.Error.Type, s.Error.Message = f.Type, f.Message
+			}
+		}
 	}
-	wg.Wait()
 	return out
 }

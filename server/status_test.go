@@ -20,7 +20,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/sdk/temporal"
 
 	"relay/activities"
 	"relay/internal/htmltest"
@@ -38,6 +37,7 @@ type statusFixture struct {
 	cache    *eventCache
 	checks   []Check
 	pending  pendingReader // nil: the panel says there is no store
+	alerts   AlertSource   // nil: the panel says alerts are not configured
 	log      *testenv.SyncBuffer
 	cfg      Config
 }
@@ -64,21 +64,22 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	f.temporal = &fakeTemporal{
 		runs: []*workflowpb.WorkflowExecutionInfo{
 			// Visibility lists running runs first, then by close time: the page orders by start.
-			visRun(incidents, "incidents-2026-11-22T10:05:00Z", "run-inc-2", completed, ago(2*time.Minute), 2500*time.Millisecond),
+			ended(t, visRun(incidents, "incidents-2026-11-22T10:05:00Z", "run-inc-2", completed, ago(2*time.Minute), 2500*time.Millisecond),
+				workflows.OutcomePublished, 1234, nil),
 			visRun(incidents, "incidents-2026-11-22T10:00:00Z", "run-inc-1", failed, ago(7*time.Minute), 31*time.Second),
 			visRun(merge, workflows.EventSubscriptionsWorkflowID("team-sync"), "run-merge-1", completed, ago(40*time.Second), 72*time.Millisecond),
 			visRun(geo, workflows.GeolocateWorkflowID("9.9.9.9"), "run-geo-2", running, ago(3*time.Second), 0),
 			visRun(geo, workflows.GeolocateWorkflowID("8.8.8.8"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
-			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), kingfisherRun, completed, ago(time.Minute), 1100*time.Millisecond),
-			visRun(syncs, workflows.OutageSyncWorkflowID("atlantis"), atlantisRun, failed, ago(5*time.Minute), 300*time.Millisecond),
+			// The page reads a sync's counts and failure from its memo, never its history.
+			ended(t, visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), kingfisherRun, completed, ago(time.Minute), 1100*time.Millisecond),
+				workflows.OutcomeSynced, 15, map[string]any{workflows.ResultMemo: workflows.SyncSiteOutagesResult{
+					SiteID: "kingfisher", Fetched: 106, Kept: 15, DroppedBeforeSince: 35, DroppedUnknownDevice: 56, Posted: 15}}),
+			ended(t, visRun(syncs, workflows.OutageSyncWorkflowID("atlantis"), atlantisRun, failed, ago(5*time.Minute), 300*time.Millisecond),
+				workflows.OutcomeFailed, -1, map[string]any{workflows.FailureMemo: workflows.Failure{
+					Type: activities.ErrUpstreamNotFound, Message: "kf GET /site-info/atlantis: 404 site not found"}}),
+			// A run from before relay recorded its counts: the page says so.
+			visRun(syncs, workflows.OutageSyncWorkflowID("norwich"), "run-norwich-1", completed, ago(2*time.Hour), time.Second),
 			visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), "run-kf-1", completed, ago(time.Hour), time.Second),
-		},
-		results: map[string]any{
-			kingfisherRun: workflows.SyncSiteOutagesResult{SiteID: "kingfisher", Fetched: 106, Kept: 15, DroppedBeforeSince: 35, DroppedUnknownDevice: 56, Posted: 15},
-			"run-kf-1":    workflows.SyncSiteOutagesResult{SiteID: "kingfisher", Fetched: 1, Kept: 1, Posted: 1},
-		},
-		failures: map[string]error{
-			atlantisRun: temporal.NewApplicationError("kf GET /site-info/atlantis: 404 site not found", activities.ErrUpstreamNotFound),
 		},
 	}
 	f.slots = &fakeSlots{counts: []store.CallCount{
@@ -105,7 +106,7 @@ func (f *statusFixture) page() *statusPage {
 	logger := slog.New(slog.NewJSONHandler(f.log, nil))
 	p := newStatusPage(logger, f.cfg, statusSources{
 		snapshots: f.snaps, cache: f.cache, runs: f.temporal, slots: f.slots,
-		pending: f.pending, lookups: f.temporal, checks: f.checks})
+		pending: f.pending, lookups: f.temporal, checks: f.checks, alerts: f.alerts})
 	p.now = func() time.Time { return f.now }
 	return p
 }
@@ -181,7 +182,7 @@ func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	merge := htmltest.Element(t, page, "section", "id", "job-MergeEventSubscriptions")
 	assert.Contains(t, merge, "72 ms")
 	syncs := htmltest.Element(t, page, "section", "id", "job-SyncSiteOutages")
-	assert.Contains(t, syncs, `data-status="completed" data-count="2"`)
+	assert.Contains(t, syncs, `data-status="completed" data-count="3"`)
 
 	// Outage syncs: the latest run per site, with its counts or its failure.
 	kf := htmltest.Element(t, page, "tr", "id", "site-kingfisher")
@@ -189,6 +190,12 @@ func TestStatusPageShowsEachPanelsNumbers(t *testing.T) {
 	for name, n := range map[string]int{"fetched": 106, "kept": 15, "dropped_before_since": 35, "dropped_unknown_device": 56, "posted": 15} {
 		assert.Contains(t, kf, fmt.Sprintf(`data-count="%s">%d<`, name, n))
 	}
+	norwich := htmltest.Element(t, page, "tr", "id", "site-norwich")
+	assert.Contains(t, norwich, "no counts in the memo")
+	assert.Zero(t, f.temporal.gets.Load(), "no history read: the counts are in the memos")
+	inc := htmltest.Element(t, page, "tr", "data-run-id", "run-inc-2")
+	assert.Contains(t, inc, `data-outcome="published"`)
+	assert.Contains(t, inc, "published · 1,234")
 	atlantis := htmltest.Element(t, page, "tr", "id", "site-atlantis")
 	assert.Contains(t, atlantis, `data-status="failed"`)
 	assert.Contains(t, atlantis, "UpstreamNotFound: kf GET /site-info/atlantis: 404 site not found")

@@ -3,6 +3,8 @@ package server
 import (
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+
 	"relay/workflows"
 )
 
@@ -32,6 +34,7 @@ type statusView struct {
 	Waiting  geoWaiting
 	Outages  outagesPanel
 	Ready    readyPanel
+	Alerts   alertsPanel
 }
 
 type jobPanel struct {
@@ -54,6 +57,9 @@ type runRow struct {
 	Status                 string
 	Started                time.Time
 	Duration               time.Duration // to its close, or so far
+	Outcome                string        // its RelayOutcome search attribute, once it has ended
+	Count                  int64         // its RelayCount, when Counted
+	Counted                bool
 }
 
 type snapshotPanel struct {
@@ -96,6 +102,7 @@ type siteSync struct {
 	Result *outageSyncCounts
 	Error  *syncFailure
 	Err    string // reading the result failed
+	memo   *commonpb.Memo
 }
 
 type readyPanel struct {

@@ -20,14 +20,7 @@ import (
 // starts or joins: one refresh at a time, whoever asks. With runNow, it also triggers one
 // run at once: a fresh system has no snapshot to serve until then.
 func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Duration, runNow bool) error {
-	action := &client.ScheduleWorkflowAction{
-		ID:                 workflows.IncidentsScheduledWorkflowID,
-		Workflow:           workflows.RefreshIncidentsWorkflowType,
-		Args:               []any{workflows.RefreshIncidentsInput{}},
-		TaskQueue:          workflows.TaskQueue,
-		WorkflowRunTimeout: workflows.RefreshIncidentsRunTimeout,
-	}
-	handle, err := ensureSchedule(ctx, c, workflows.IncidentsScheduleID, every, action)
+	handle, err := ensureSchedule(ctx, c, workflows.IncidentsScheduleID, every, workflows.IncidentsScheduleAction())
 	if err != nil {
 		return err
 	}
@@ -44,13 +37,7 @@ func EnsureIncidentsSchedule(ctx context.Context, c client.Client, every time.Du
 // cleanup left in the store.
 func EnsureStagedBlobsSweepSchedule(ctx context.Context, c client.Client) error {
 	_, err := ensureSchedule(ctx, c, workflows.StagedBlobsSweepScheduleID, workflows.StagedBlobsSweepInterval,
-		&client.ScheduleWorkflowAction{
-			ID:                 workflows.StagedBlobsSweepWorkflowID,
-			Workflow:           workflows.SweepStagedBlobsWorkflowType,
-			Args:               []any{workflows.SweepStagedBlobsInput{}},
-			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: 5 * time.Minute,
-		})
+		workflows.StagedBlobsSweepScheduleAction())
 	return err
 }
 
@@ -68,12 +55,7 @@ func EnsureOutageSyncSchedule(ctx context.Context, c client.Client, site, since 
 		}
 		return nil
 	}
-	_, err := ensureSchedule(ctx, c, id, every, &client.ScheduleWorkflowAction{
-		ID:        workflows.OutageSyncScheduledWorkflowID(site),
-		Workflow:  workflows.ScheduledSyncSiteOutagesWorkflowType,
-		Args:      []any{workflows.SyncSiteOutagesInput{SiteID: site, Since: since}},
-		TaskQueue: workflows.TaskQueue,
-	})
+	_, err := ensureSchedule(ctx, c, id, every, workflows.OutageSyncScheduleAction(site, since))
 	return err
 }
 

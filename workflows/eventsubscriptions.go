@@ -111,8 +111,13 @@ type EventSubscriptionsAnswer struct {
 // EventSubscriptionsUpdate with that until TTL after the fetch. A failed fetch is every
 // waiting update's answer and ends the run at once: failures are never kept. The result
 // is the merged event.
-func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInput) (eventsubscriptions.Merged, error) {
+func MergeEventSubscriptions(ctx workflow.Context, in MergeEventSubscriptionsInput) (merged eventsubscriptions.Merged, err error) {
 	m := &mergeImpl{in: in}
+	defer func() {
+		recordEnding(ctx, ending{job: JobMerge, outcome: OutcomeMerged, count: len(merged.Names),
+			result: map[string]any{"subscribers": len(merged.Names), "answered": m.answered},
+			more:   []temporal.SearchAttributeUpdate{EventIDAttribute.ValueSet(in.EventID)}}, err)
+	}()
 	if err := m.setup(ctx); err != nil {
 		return eventsubscriptions.Merged{}, err
 	}

@@ -71,11 +71,15 @@ type GeolocateResult struct {
 // was seen lately, else through the rate-limited geolocation API, once however many
 // events wait. It settles every pending event of the IP in the store, and settles again
 // while the dispatcher signals that more came, so nobody polls for the answer.
-func Geolocate(ctx workflow.Context, in GeolocateInput) (GeolocateResult, error) {
+func Geolocate(ctx workflow.Context, in GeolocateInput) (res GeolocateResult, err error) {
+	defer func() {
+		recordEnding(ctx, ending{job: JobGeolocation, outcome: res.State, count: res.Settled,
+			result: map[string]any{"from": res.From, "verdict": res.Verdict, "settled": res.Settled}}, err)
+	}()
 	var geo *activities.Geo
 	storeCtx := workflow.WithLocalActivityOptions(ctx, geolocateStoreOptions)
 	more := workflow.GetSignalChannel(ctx, GeolocateSignal)
-	res := GeolocateResult{IP: in.IP, From: "cache"}
+	res = GeolocateResult{IP: in.IP, From: "cache"}
 	settle := activities.SettleInput{IP: in.IP}
 
 	var cached activities.Cached

@@ -115,7 +115,8 @@ const incidentsCleanupChange = "incidents-cleanup-on-failure"
 // the grouped snapshot and publishes it, unless a refresh that started later published
 // first. If any fetch fails for good, the run fails and nothing is published: servers keep
 // the last good snapshot, and what the run staged is dropped.
-func AggregateIncidents(ctx workflow.Context, _ AggregateIncidentsInput) (AggregateIncidentsResult, error) {
+func AggregateIncidents(ctx workflow.Context, _ AggregateIncidentsInput) (res AggregateIncidentsResult, err error) {
+	defer func() { recordEnding(ctx, incidentsEnding(&res), err) }()
 	cleanUp := workflow.GetVersion(ctx, incidentsCleanupChange, workflow.DefaultVersion, 1) >= 1
 	return aggregateIncidents(ctx, cleanUp)
 }
@@ -175,6 +176,15 @@ func aggregateIncidents(ctx workflow.Context, cleanUp bool) (_ AggregateIncident
 		SnapshotID: built.SnapshotID, Summary: built.Summary, Bytes: built.Bytes, GzipBytes: built.GzipBytes,
 		Superseded: built.Superseded, DurationMS: workflow.Now(ctx).Sub(start).Milliseconds(),
 	}, nil
+}
+
+// incidentsEnding is what a refresh records as it ends: its outcome and the snapshot's size.
+func incidentsEnding(res *AggregateIncidentsResult) ending {
+	e := ending{job: JobIncidents, outcome: OutcomePublished, count: res.Summary.Employees, result: res}
+	if res.Superseded {
+		e.outcome = OutcomeSuperseded
+	}
+	return e
 }
 
 // awaitFetchesInOrder is version 0: each fetch awaited in turn, the first failure (in that
@@ -243,12 +253,21 @@ var incidentsRefreshChildOptions = workflow.ChildWorkflowOptions{
 	WorkflowRunTimeout:    IncidentsRunTimeout,
 	WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 	ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	TypedSearchAttributes: jobAttributes(JobIncidents),
+	StaticSummary:         incidentsRefreshSummary,
 }
 
 // RefreshIncidents is what the schedule runs: AggregateIncidents as a child under the one
 // refresh id, so that a scheduled refresh and a requested one never run side by side (the
 // schedule names its own runs <id>-<time>, which no one could join).
-func RefreshIncidents(ctx workflow.Context, _ RefreshIncidentsInput) (RefreshIncidentsResult, error) {
+func RefreshIncidents(ctx workflow.Context, _ RefreshIncidentsInput) (out RefreshIncidentsResult, err error) {
+	defer func() {
+		e := ending{job: JobIncidents, outcome: OutcomeJoined}
+		if out.Result != nil {
+			e = incidentsEnding(out.Result)
+		}
+		recordEnding(ctx, e, err)
+	}()
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, incidentsRefreshChildOptions),
 		AggregateIncidentsWorkflowType, AggregateIncidentsInput{})
 	var exec workflow.Execution
@@ -279,7 +298,10 @@ type SweepStagedBlobsResult struct {
 
 // SweepStagedBlobs drops staged blobs older than a day: what runs that failed, timed out
 // or were terminated before their own cleanup left in the store. The sweep schedule runs it.
-func SweepStagedBlobs(ctx workflow.Context, in SweepStagedBlobsInput) (SweepStagedBlobsResult, error) {
+func SweepStagedBlobs(ctx workflow.Context, in SweepStagedBlobsInput) (res SweepStagedBlobsResult, err error) {
+	defer func() {
+		recordEnding(ctx, ending{job: JobSweep, outcome: OutcomeSwept, count: int(res.Deleted), result: res}, err)
+	}()
 	age := activities.StagedBlobsMaxAge
 	if in.OlderThan != "" {
 		d, err := time.ParseDuration(in.OlderThan)

@@ -82,8 +82,15 @@ func dropsStagedOnFailure(ctx workflow.Context) bool {
 
 // SyncSiteOutages fetches all outages and the site's devices at once, keeps and names the
 // site's outages at or after the cutoff, and posts them once.
-func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (SyncSiteOutagesResult, error) {
+func SyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (res SyncSiteOutagesResult, err error) {
+	defer func() { recordEnding(ctx, outageSyncEnding(in.SiteID, &res), err) }()
 	return syncSiteOutages(ctx, in, dropsStagedOnFailure)
+}
+
+// outageSyncEnding is what a sync of site records as it ends: the outages it posted.
+func outageSyncEnding(site string, res *SyncSiteOutagesResult) ending {
+	return ending{job: JobOutageSync, outcome: OutcomeSynced, count: res.Posted, result: res,
+		more: []temporal.SearchAttributeUpdate{SiteAttribute.ValueSet(site)}}
 }
 
 // syncSiteOutages is SyncSiteOutages with its versioned decision passed in, so that a test

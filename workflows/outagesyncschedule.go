@@ -32,7 +32,14 @@ type ScheduledSyncSiteOutagesResult struct {
 // scheduled and a requested sync never run side by side and a request can tell which
 // cutoff runs. The child is abandoned, not terminated, if this run ends first: requests
 // may have joined it.
-func ScheduledSyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (ScheduledSyncSiteOutagesResult, error) {
+func ScheduledSyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (out ScheduledSyncSiteOutagesResult, err error) {
+	defer func() {
+		e := ending{job: JobOutageSync, outcome: OutcomeJoined, more: []temporal.SearchAttributeUpdate{SiteAttribute.ValueSet(in.SiteID)}}
+		if out.Result != nil {
+			e = outageSyncEnding(in.SiteID, out.Result)
+		}
+		recordEnding(ctx, e, err)
+	}()
 	id := OutageSyncWorkflowID(in.SiteID)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
@@ -40,6 +47,8 @@ func ScheduledSyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (Sc
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		Memo:                  map[string]any{OutageSyncSinceMemo: in.Since},
+		TypedSearchAttributes: jobAttributes(JobOutageSync, SiteAttribute.ValueSet(in.SiteID)),
+		StaticSummary:         outageSyncSummary(in.SiteID, in.Since),
 	}), SyncSiteOutagesWorkflowType, in)
 	var exec workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &exec); err != nil {

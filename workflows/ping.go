@@ -49,7 +49,8 @@ type PingResult struct {
 // Ping checks the whole path (server, history, matching, worker, activity) with one
 // activity. It is relay's smoke test: `relay dev` users start it from the CLI, the
 // durability test stops relay during its sleep, and the latency benchmark times it.
-func Ping(ctx workflow.Context, in PingInput) (PingResult, error) {
+func Ping(ctx workflow.Context, in PingInput) (_ PingResult, err error) {
+	defer func() { recordEnding(ctx, ending{job: JobPing, outcome: OutcomePong}, err) }()
 	queue := in.Queue
 	if queue == "" {
 		queue = TaskQueue

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -24,6 +25,51 @@ func IncidentsRefreshStartOptions() client.StartWorkflowOptions {
 		// Without it the SDK answers a running id with that run, and the caller could not
 		// tell a join from a start.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    jobAttributes(JobIncidents),
+		StaticSummary:                            incidentsRefreshSummary,
+	}
+}
+
+// incidentsRefreshSummary says what a refresh does, in the Web UI and `temporal workflow describe`.
+const incidentsRefreshSummary = "Rebuild the incident snapshot: fetch every incident type and the identities, group by employee and priority, publish"
+
+// IncidentsScheduleAction is what the incidents-refresh schedule starts: RefreshIncidents,
+// which runs the refresh under IncidentsRefreshWorkflowID (see RefreshIncidents).
+func IncidentsScheduleAction() *client.ScheduleWorkflowAction {
+	return &client.ScheduleWorkflowAction{
+		ID:                    IncidentsScheduledWorkflowID,
+		Workflow:              RefreshIncidentsWorkflowType,
+		Args:                  []any{RefreshIncidentsInput{}},
+		TaskQueue:             TaskQueue,
+		WorkflowRunTimeout:    RefreshIncidentsRunTimeout,
+		TypedSearchAttributes: jobAttributes(JobIncidents),
+		StaticSummary:         "Scheduled: " + incidentsRefreshSummary + " (or leave the tick to a refresh running)",
+	}
+}
+
+// StagedBlobsSweepScheduleAction is what the staged-blobs-sweep schedule starts.
+func StagedBlobsSweepScheduleAction() *client.ScheduleWorkflowAction {
+	return &client.ScheduleWorkflowAction{
+		ID:                    StagedBlobsSweepWorkflowID,
+		Workflow:              SweepStagedBlobsWorkflowType,
+		Args:                  []any{SweepStagedBlobsInput{}},
+		TaskQueue:             TaskQueue,
+		WorkflowRunTimeout:    5 * time.Minute,
+		TypedSearchAttributes: jobAttributes(JobSweep),
+		StaticSummary:         "Drop the staged blobs that runs which died before their own cleanup left behind",
+	}
+}
+
+// OutageSyncScheduleAction is what site's schedule starts: ScheduledSyncSiteOutages, which
+// syncs under the site's one sync id with cutoff since.
+func OutageSyncScheduleAction(site, since string) *client.ScheduleWorkflowAction {
+	return &client.ScheduleWorkflowAction{
+		ID:                    OutageSyncScheduledWorkflowID(site),
+		Workflow:              ScheduledSyncSiteOutagesWorkflowType,
+		Args:                  []any{SyncSiteOutagesInput{SiteID: site, Since: since}},
+		TaskQueue:             TaskQueue,
+		TypedSearchAttributes: jobAttributes(JobOutageSync, SiteAttribute.ValueSet(site)),
+		StaticSummary:         "Scheduled: " + outageSyncSummary(site, since) + " (or leave the tick to a sync running)",
 	}
 }
 
@@ -38,6 +84,9 @@ func EventSubscriptionsStartOptions(eventID string, ttl time.Duration) client.St
 		WorkflowRunTimeout:       EventSubscriptionsFetchTimeout + ttl + time.Minute,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    jobAttributes(JobMerge, EventIDAttribute.ValueSet(eventID)),
+		StaticSummary: fmt.Sprintf("Merge calendar event %s with its subscribers' first names; answer from memory for %s after the fetch",
+			eventID, ttl),
 	}
 }
 
@@ -62,6 +111,9 @@ func GeolocateStartOptions(ip string) client.StartWorkflowOptions {
 		ID:                    GeolocateWorkflowID(ip),
 		TaskQueue:             TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: jobAttributes(JobGeolocation),
+		// No IP here: the summary is not the run's input, and may be shown to anyone.
+		StaticSummary: "Locate one client IP through the rate-limited geolocation API (or the cache) and settle every event pending from it",
 	}
 }
 
@@ -82,5 +134,15 @@ func OutageSyncStartOptions(siteID, since string) client.StartWorkflowOptions {
 		// tell a join from a start.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{OutageSyncSinceMemo: since},
+		TypedSearchAttributes:                    jobAttributes(JobOutageSync, SiteAttribute.ValueSet(siteID)),
+		StaticSummary:                            outageSyncSummary(siteID, since),
 	}
+}
+
+// outageSyncSummary says what a sync of site does.
+func outageSyncSummary(site, since string) string {
+	if since == "" {
+		since = "the worker's KF_OUTAGES_SINCE"
+	}
+	return fmt.Sprintf("Sync site %s: fetch all outages and the site's devices, keep the site's since %s, name them, post them", site, since)
 }

@@ -17,10 +17,11 @@ import (
 // SyncSiteOutages used to fail without dropping what its fetches had staged. Version 1
 // drops it. Runs that failed before the change have histories without the cleanup:
 // SyncSiteOutages-unknown-site-v0.json was recorded from the code before it,
-// SyncSiteOutages-unknown-site.json from the code after it.
+// SyncSiteOutages-unknown-site-before-outcomes.json from the code after it (and before the
+// next change, record-outcome, which the naive variant below does not make).
 const (
 	historyBeforeChange = "SyncSiteOutages-unknown-site-v0.json"
-	historyAfterChange  = "SyncSiteOutages-unknown-site.json"
+	historyAfterChange  = "SyncSiteOutages-unknown-site-before-outcomes.json"
 )
 
 func replaySyncSiteOutages(t *testing.T, wf func(workflow.Context, SyncSiteOutagesInput) (SyncSiteOutagesResult, error), file string) error {

@@ -21,6 +21,8 @@ import (
 	"relay/internal/cluster"
 	"relay/internal/config"
 	"relay/internal/sim"
+	"relay/internal/temporalclient"
+	"relay/workflows"
 )
 
 // No Docker engine runs here, so the compose file is checked as data: every relay
@@ -109,6 +111,15 @@ func TestComposeAndTheHarnessRunTheSameTemporal(t *testing.T) {
 	assert.Equal(t, stringify(env["DB"]), hc.Persistence.DataStores["default"].SQL.PluginName)
 	assert.Equal(t, stringify(env["SQL_MAX_CONNS"]), strconv.Itoa(hc.Persistence.DataStores["default"].SQL.MaxConns))
 	assert.Equal(t, stringify(env["SQL_VIS_MAX_CONNS"]), strconv.Itoa(hc.Persistence.DataStores["visibility"].SQL.MaxConns))
+}
+
+// The namespace one-shot creates the search attributes relay's workflows set, with the
+// command an operator would run (temporalclient.CreateSearchAttributesCommand).
+func TestComposeCreatesRelaysSearchAttributes(t *testing.T) {
+	f := loadCompose(t)
+	cmd := f.Services["temporal-namespace"].Command
+	require.Len(t, cmd, 1)
+	assert.Contains(t, cmd[0], temporalclient.CreateSearchAttributesCommand("default", workflows.SearchAttributes()))
 }
 
 // relay's store has a database and user of its own, and relay's processes are given longer

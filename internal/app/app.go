@@ -30,6 +30,7 @@ import (
 	"relay/internal/timefmt"
 	"relay/server"
 	"relay/worker"
+	"relay/workflows"
 )
 
 // Parts says what a process runs.
@@ -97,7 +98,11 @@ func Start(ctx context.Context, cfg config.Config, parts Parts, logger *slog.Log
 		}
 	}
 	if parts.HTTP {
-		if err := s.startHTTP(); err != nil {
+		alertSrc, err := s.alertSource(parts.Worker)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.startHTTP(alertSrc); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +160,9 @@ func (s *System) startDev(parts Parts) error {
 		FrontendAddr: cfg.TemporalListen,
 		UIAddr:       cfg.UIAddr,
 		Namespace:    cfg.TemporalNamespace,
-		Logger:       s.logger,
+		// A new dev database starts with them; the worker adds them to an older one.
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           s.logger,
 	}
 	if !parts.InMemory {
 		opts.DatabaseFile = filepath.Join(cfg.DataDir, "temporal.db")
@@ -296,6 +303,7 @@ func (s *System) startWorker(ctx context.Context) error {
 	})
 	geoLimit.Set(cfg.GeoIP.RateLimit)
 	s.Registry.MustRegister(geoLimit)
+	registerRefreshInterval(s.Registry, cfg.Incidents.RefreshInterval)
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -323,7 +331,11 @@ func (s *System) startWorker(ctx context.Context) error {
 		defer close(schedDone)
 		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 			callCtx, cancel := context.WithTimeout(schedCtx, 30*time.Second)
-			err := worker.EnsureStagedBlobsSweepSchedule(callCtx, s.Client)
+			// First: every run and schedule action sets them, and Temporal refuses unknown ones.
+			err := temporalclient.EnsureSearchAttributes(callCtx, s.Client, cfg.TemporalNamespace, workflows.SearchAttributes())
+			if err == nil {
+				err = worker.EnsureStagedBlobsSweepSchedule(callCtx, s.Client)
+			}
 			if err == nil {
 				err = worker.EnsureOutageSyncSchedule(callCtx, s.Client, cfg.KF.SiteID, timefmt.Millis(cfg.KF.OutagesSince), cfg.KF.SyncInterval)
 			}
@@ -334,7 +346,7 @@ func (s *System) startWorker(ctx context.Context) error {
 			if err == nil || schedCtx.Err() != nil {
 				return
 			}
-			s.logger.Warn("schedules not ensured yet: retrying", "error", err, "retry_in", wait)
+			s.logger.Warn("search attributes and schedules not ensured yet: retrying", "error", err, "retry_in", wait)
 			select {
 			case <-schedCtx.Done():
 				return
@@ -346,7 +358,7 @@ func (s *System) startWorker(ctx context.Context) error {
 	return nil
 }
 
-func (s *System) startHTTP() error {
+func (s *System) startHTTP(alerts server.AlertSource) error {
 	// The API serves incident snapshots from memory and looks for a newer one twice a
 	// second, so that a published refresh is served within a second.
 	snaps := server.NewIncidentSnapshots(s.Store, s.logger)
@@ -374,6 +386,7 @@ func (s *System) startHTTP() error {
 		RateSlots:     s.Store,
 		EventAccepted: s.notifyDispatcher,
 		Registry:      s.Registry,
+		Alerts:        alerts,
 		Checks: []server.Check{
 			{Name: "temporal", Run: func(ctx context.Context) error {
 				_, err := s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})

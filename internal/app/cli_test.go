@@ -108,6 +108,10 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 	assert.Contains(t, find("temporal workflow result --workflow-id outage-sync/kingfisher"), "posted")
 	assert.Contains(t, find("temporal schedule describe --schedule-id incidents-refresh"), workflows.IncidentsScheduleID)
 	assert.Contains(t, find("temporal schedule describe --schedule-id outage-sync-"), workflows.ScheduledSyncSiteOutagesWorkflowType)
+	// A sync started by hand is found by its job and site once it has ended (and by its
+	// outcome): the run itself records them.
+	assert.Contains(t, find(`temporal workflow list --query "RelayJob = 'outage-sync' AND RelaySite = 'kingfisher'"`), "outage-sync/kingfisher")
+	assert.Contains(t, find("temporal workflow describe --workflow-id outage-sync/kingfisher"), workflows.OutcomeSynced)
 	ctx := t.Context()
 	for _, id := range []string{"incidents/refresh", "outage-sync/kingfisher", "ping/slow"} {
 		require.NoError(t, env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil), id)

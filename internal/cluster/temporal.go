@@ -17,6 +17,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
+
+	"relay/internal/temporalclient"
+	"relay/workflows"
 )
 
 // Binaries are the three programs the topology runs.
@@ -159,6 +163,9 @@ func (c *Cluster) startTemporal(ctx context.Context) error {
 	if err := c.registerNamespace(ctx); err != nil {
 		return err
 	}
+	if err := c.createSearchAttributes(ctx); err != nil {
+		return err
+	}
 	c.opts.Logf("Temporal server on %s (HTTP %s)", c.FrontendAddr, c.FrontendHTTP)
 	return nil
 }
@@ -189,6 +196,20 @@ func (c *Cluster) registerNamespace(ctx context.Context) error {
 		return fmt.Errorf("register namespace: %s: %s", resp.Status, b)
 	}
 	return c.waitReady(ctx, c.Temporal, c.FrontendHTTP+"/api/v1/namespaces/"+Namespace)
+}
+
+// createSearchAttributes creates relay's search attributes in its namespace, as an operator
+// does once per cluster (README "Finding a job"); the workers would too, but only once
+// they run, and the servers may start workflows before.
+func (c *Cluster) createSearchAttributes(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tc, err := client.DialContext(ctx, client.Options{HostPort: c.FrontendAddr, Namespace: Namespace})
+	if err != nil {
+		return fmt.Errorf("dial Temporal to create search attributes: %w", err)
+	}
+	defer tc.Close()
+	return temporalclient.EnsureSearchAttributes(ctx, tc, Namespace, workflows.SearchAttributes())
 }
 
 // waitReady polls url until it answers 200 (any answer, for the simulators' roots), and

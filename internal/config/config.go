@@ -41,6 +41,9 @@ type Config struct {
 	// TemporalUIURL is the Temporal Web UI the status page links each run to; dev fills
 	// it in with the embedded UI's.
 	TemporalUIURL string
+	// PrometheusURL is the Prometheus the status page asks for firing alerts; without one,
+	// relay evaluates the alert rules against its own metrics.
+	PrometheusURL string
 	// MetricsAddr, when set, serves /metrics on a listener of its own: a worker's only one.
 	MetricsAddr string
 
@@ -236,6 +239,9 @@ var settings = []setting{
 	{env: "RELAY_TEMPORAL_UI_URL",
 		usage: "Temporal Web UI base `URL` the status page links runs to (dev: the embedded UI)",
 		group: HTTP, field: func(c *Config) value { return urlValue{&c.TemporalUIURL} }},
+	{env: "RELAY_PROMETHEUS_URL",
+		usage: "Prometheus base `URL` the status page asks for firing alerts (default: relay evaluates the alert rules itself)",
+		group: HTTP, field: func(c *Config) value { return urlValue{&c.PrometheusURL} }},
 	{env: "RELAY_METRICS_ADDR",
 		usage: "also serve /metrics, without API keys, on this listen `address` (a worker's only HTTP listener)",
 		group: Common, field: func(c *Config) value { return optAddrValue{&c.MetricsAddr} }},

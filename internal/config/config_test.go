@@ -212,6 +212,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		"RELAY_API_KEYS":             " a, b ,,c ",
 		"RELAY_TRUSTED_PROXIES":      "10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1",
 		"RELAY_TEMPORAL_UI_URL":      "https://temporal-ui.example/",
+		"RELAY_PROMETHEUS_URL":       "http://prometheus:9090/",
 		"RELAY_METRICS_ADDR":         "0.0.0.0:9090",
 		"RELAY_TEMPORAL_LISTEN":      "127.0.0.1:0",
 		"RELAY_UI_ADDR":              "127.0.0.1:18233",
@@ -257,6 +258,7 @@ func TestEnvSetsEverySetting(t *testing.T) {
 		LogLevel:       "debug",
 		LogFormat:      "json",
 		TemporalUIURL:  "https://temporal-ui.example",
+		PrometheusURL:  "http://prometheus:9090",
 		MetricsAddr:    "0.0.0.0:9090",
 		TemporalListen: "127.0.0.1:0",
 		UIAddr:         "127.0.0.1:18233",
@@ -584,6 +586,13 @@ func TestStatusPageAndMetricsSettings(t *testing.T) {
 
 	_, err = load(t, server, nil, map[string]string{"RELAY_TEMPORAL_UI_URL": "temporal-ui:8080"})
 	requireConfigError(t, err, "RELAY_TEMPORAL_UI_URL")
+
+	// The Prometheus whose alerts the page lists is the API's setting.
+	cfg, err = load(t, server, nil, map[string]string{"RELAY_PROMETHEUS_URL": "http://prometheus:9090/"})
+	require.NoError(t, err)
+	assert.Equal(t, "http://prometheus:9090", cfg.PrometheusURL)
+	_, err = load(t, server, nil, map[string]string{"RELAY_PROMETHEUS_URL": "prometheus:9090"})
+	requireConfigError(t, err, "RELAY_PROMETHEUS_URL")
 	_, err = load(t, worker, nil, map[string]string{"RELAY_METRICS_ADDR": "9090"})
 	requireConfigError(t, err, "RELAY_METRICS_ADDR")
 }

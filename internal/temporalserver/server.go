@@ -21,6 +21,7 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -49,6 +50,9 @@ type Options struct {
 	UIAddr string
 	// Namespace is created at start if missing; required.
 	Namespace string
+	// SearchAttributes are the custom search attributes (name to type) a namespace created
+	// at start has. An existing namespace keeps its own: add to it through the operator API.
+	SearchAttributes map[string]enumspb.IndexedValueType
 	// Logger receives the server's logs (warnings and errors by default: the server is chatty).
 	Logger *slog.Logger
 	// DynamicConfig overrides or adds to LowLatencyConfig (keys as in the server's docs).
@@ -337,7 +341,7 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		}
 		cfg.DatabaseName = opts.DatabaseFile
 	}
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, nil)
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %q: %w", opts.Namespace, err)
 	}
