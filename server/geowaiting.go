@@ -53,7 +53,7 @@ func (p *statusPage) geoWaitingPart(now time.Time) statusPart {
 			w := geoWaiting{Events: pending.Events}
 			if pending.Events > 0 {
 				w.OldestAge = now.Sub(pending.Oldest)
-				w.Lookup = workflows.GeolocateWorkflowID(pending.OldestIP)
+				w.Lookup = workflows.GeolocateWorkflowID(p.idKey, pending.OldestIP)
 				p.describeLookup(ctx, &w)
 			}
 			return func(v *statusView) { v.Waiting = w }
@@ -82,7 +82,7 @@ func (p *statusPage) describeLookup(ctx context.Context, w *geoWaiting) {
 	for _, a := range desc.GetPendingActivities() {
 		w.Attempt = a.GetAttempt()
 		if f := a.GetLastFailure(); f != nil {
-			w.LastFailure = f.GetMessage()
+			w.LastFailure = p.src.memos.failureMessage(f)
 		}
 	}
 }

@@ -32,7 +32,7 @@ func (f fakePending) PendingEvents(context.Context) (store.Pending, error) { ret
 func TestStatusPageSaysWhyEventsWait(t *testing.T) {
 	f := newStatusFixture(t)
 	f.pending = fakePending{p: store.Pending{Events: 12, Oldest: f.now.Add(-150 * time.Second), OldestIP: "9.4.0.1"}}
-	id := workflows.GeolocateWorkflowID("9.4.0.1")
+	id := workflows.GeolocateWorkflowID(nil, "9.4.0.1")
 	f.temporal.described = map[string]*workflowpb.WorkflowExecutionInfo{id: {
 		Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "run-9"},
 		Status:    enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/converter"
 
 	"relay/internal/outagesync"
 	"relay/internal/timefmt"
@@ -37,7 +35,7 @@ func (r outageSyncRequest) Valid(context.Context) map[string]string {
 // handleOutageSyncStart starts a site's sync, or answers with the one already running
 // when it asks for the same cutoff (or none); a request for another cutoff while one runs
 // is a 409 naming the running sync and its cutoff.
-func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.Time) gin.HandlerFunc {
+func handleOutageSyncStart(logger *slog.Logger, tc Temporal, memos memoReader, defaultSince time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		site, err := siteParam(c)
 		if err != nil {
@@ -51,7 +49,7 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), temporalCallTimeout)
 		defer cancel()
-		id, runID, err := startOutageSync(ctx, tc, site, req.Since, defaultSince)
+		id, runID, err := startOutageSync(ctx, tc, memos, site, req.Since, defaultSince)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
@@ -67,7 +65,7 @@ func handleOutageSyncStart(logger *slog.Logger, tc Temporal, defaultSince time.T
 // startOutageSync starts the site's sync, or finds the one running and joins it when the
 // cutoffs agree. A sync that closes between the failed start and the describe is simply
 // started again.
-func startOutageSync(ctx context.Context, tc Temporal, site, since string, defaultSince time.Time) (string, string, error) {
+func startOutageSync(ctx context.Context, tc Temporal, memos memoReader, site, since string, defaultSince time.Time) (string, string, error) {
 	cutoff := since
 	if cutoff == "" {
 		cutoff = timefmt.Millis(defaultSince)
@@ -94,7 +92,7 @@ func startOutageSync(ctx context.Context, tc Temporal, site, since string, defau
 		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			continue // closed meanwhile: start a new one
 		}
-		running, known := memoString(info.GetMemo(), workflows.OutageSyncSinceMemo)
+		running, known := memos.str(info.GetMemo(), workflows.OutageSyncSinceMemo)
 		if since == "" || (known && sameInstant(running, since)) {
 			return info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(), nil
 		}
@@ -107,25 +105,6 @@ func startOutageSync(ctx context.Context, tc Temporal, site, since string, defau
 			site, running, info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(), site))
 	}
 	return "", "", Errorf(CodeConflict, "the outage sync of site "+site+" kept starting and ending: retry")
-}
-
-// memoString reads a string field of a workflow's memo.
-func memoString(memo *commonpb.Memo, field string) (string, bool) {
-	var s string
-	ok := memoValue(memo, field, &s) == nil
-	return s, ok
-}
-
-// errNoMemo says a memo lacks a field.
-var errNoMemo = errors.New("not in the memo")
-
-// memoValue decodes field of a workflow's memo into v: errNoMemo when it has no such field.
-func memoValue(memo *commonpb.Memo, field string, v any) error {
-	p, ok := memo.GetFields()[field]
-	if !ok {
-		return errNoMemo
-	}
-	return converter.GetDefaultDataConverter().FromPayload(p, v)
 }
 
 // sameInstant says whether two RFC 3339 times name one instant (2023-01-01T01:00:00+01:00

@@ -39,7 +39,8 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	r.GET("/event/:task_id/", event)
 	r.GET("/events", handleEventsList(logger, deps.Events))
 
-	r.POST("/sites/:site_id/outage-sync", handleOutageSyncStart(logger, deps.Temporal, cfg.OutagesSince))
+	memos := newMemoReader(deps.Codec)
+	r.POST("/sites/:site_id/outage-sync", handleOutageSyncStart(logger, deps.Temporal, memos, cfg.OutagesSince))
 	r.GET("/sites/:site_id/outage-sync", handleOutageSyncGet(logger, deps.Temporal))
 
 	// The operators' page: every job at a glance (HTML, behind the API keys like the rest).
@@ -49,6 +50,8 @@ func addRoutes(r *gin.Engine, logger *slog.Logger, cfg Config, deps Deps) {
 	}
 	r.GET("/", handleStatus(logger, newStatusPage(logger, cfg, statusSources{
 		snapshots: deps.Incidents, cache: eventCache, runs: deps.Temporal, slots: deps.RateSlots,
-		pending: pending, lookups: deps.Temporal, checks: deps.Checks, alerts: deps.Alerts,
+		pending: pending, lookups: deps.Temporal, checks: deps.Checks, alerts: deps.Alerts, memos: memos,
 	})))
+
+	addCodecRoutes(r, logger, deps.Codec)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"relay/internal/config"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	TemporalNamespace string
 	// GeoRateLimit is the geolocation API's calls per second, drawn on the status page.
 	GeoRateLimit float64
+	// CodecCORSOrigins are the Web UI origins whose browsers may call the codec endpoint.
+	CodecCORSOrigins []string
+	// WorkflowIDKey names IP lookups (workflows.GeolocateWorkflowID), as the workers do.
+	WorkflowIDKey string
 }
 
 // Temporal is what the API asks of the Temporal client (client.Client has it all).
@@ -83,6 +88,9 @@ type Deps struct {
 	RateSlots RateSlotReader
 	// Alerts lists the alerts that fire, for the status page; nil says none is configured.
 	Alerts AlertSource
+	// Codec is relay's payload codec (payloadcodec): it serves the codec endpoint and
+	// decodes memos. Nil: payloads are in the clear.
+	Codec converter.PayloadCodec
 }
 
 // withDefaults fills the settings left at zero from config.Default, where every default lives.
@@ -150,6 +158,7 @@ func New(logger *slog.Logger, cfg Config, deps Deps) *gin.Engine {
 		withAccessLog(logger),
 		withMetrics(newHTTPMetrics(deps.Registry)),
 		withRecovery(logger),
+		withCodecCORS(cfg.CodecCORSOrigins), // before the keys: a browser's preflight carries none
 		withAPIKeys(cfg.APIKeys, logger),
 		withBodyLimit(MaxBodyBytes, logger),
 	)

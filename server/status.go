@@ -63,10 +63,12 @@ type statusSources struct {
 	lookups   describer
 	checks    []Check
 	alerts    AlertSource
+	memos     memoReader
 }
 
 // statusPage gathers and caches the view.
 type statusPage struct {
+	idKey   []byte // names the oldest pending event's lookup
 	logger  *slog.Logger
 	src     statusSources
 	geoRate float64 // the geolocation API's limit, drawn on its chart
@@ -86,7 +88,7 @@ type renderedStatus struct {
 }
 
 func newStatusPage(logger *slog.Logger, cfg Config, src statusSources) *statusPage {
-	return &statusPage{logger: logger, src: src, geoRate: cfg.GeoRateLimit,
+	return &statusPage{logger: logger, src: src, geoRate: cfg.GeoRateLimit, idKey: []byte(cfg.WorkflowIDKey),
 		uiURL: cfg.TemporalUIURL, ns: cfg.TemporalNamespace,
 		now: time.Now, ttl: statusCacheTTL, timeout: statusTimeout}
 }

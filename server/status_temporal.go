@@ -150,7 +150,7 @@ func (p *statusPage) outages(ctx context.Context) outagesPanel {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 			var res workflows.SyncSiteOutagesResult
-			switch err := memoValue(s.memo, workflows.ResultMemo, &res); {
+			switch err := p.src.memos.value(s.memo, workflows.ResultMemo, &res); {
 			case errors.Is(err, errNoMemo):
 				s.Err = "no counts in the memo (a run of an older relay): see the run in the Web UI"
 				continue
@@ -162,7 +162,7 @@ func (p *statusPage) outages(ctx context.Context) outagesPanel {
 		default:
 			s.Error = failureOf(nil, status)
 			var f workflows.Failure
-			if memoValue(s.memo, workflows.FailureMemo, &f) == nil {
+			if p.src.memos.value(s.memo, workflows.FailureMemo, &f) == nil {
 				s.Error.Type, s.Error.Message = f.Type, f.Message
 			}
 		}

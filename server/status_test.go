@@ -68,8 +68,8 @@ func newStatusFixture(t *testing.T) *statusFixture {
 				workflows.OutcomePublished, 1234, nil),
 			visRun(incidents, "incidents-2026-11-22T10:00:00Z", "run-inc-1", failed, ago(7*time.Minute), 31*time.Second),
 			visRun(merge, workflows.EventSubscriptionsWorkflowID("team-sync"), "run-merge-1", completed, ago(40*time.Second), 72*time.Millisecond),
-			visRun(geo, workflows.GeolocateWorkflowID("9.9.9.9"), "run-geo-2", running, ago(3*time.Second), 0),
-			visRun(geo, workflows.GeolocateWorkflowID("8.8.8.8"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
+			visRun(geo, workflows.GeolocateWorkflowID(nil, "9.9.9.9"), "run-geo-2", running, ago(3*time.Second), 0),
+			visRun(geo, workflows.GeolocateWorkflowID(nil, "8.8.8.8"), "run-geo-1", completed, ago(20*time.Second), 400*time.Millisecond),
 			// The page reads a sync's counts and failure from its memo, never its history.
 			ended(t, visRun(syncs, workflows.OutageSyncWorkflowID("kingfisher"), kingfisherRun, completed, ago(time.Minute), 1100*time.Millisecond),
 				workflows.OutcomeSynced, 15, map[string]any{workflows.ResultMemo: workflows.SyncSiteOutagesResult{

@@ -56,6 +56,7 @@ type Dispatcher struct {
 	events EventStore
 	client client.Client
 	logger *slog.Logger
+	idKey  []byte // names IP lookups (workflows.GeolocateWorkflowID)
 	wake   chan struct{}
 	every  time.Duration
 	batch  int
@@ -66,9 +67,9 @@ type Dispatcher struct {
 }
 
 // NewDispatcher builds a dispatcher that looks for new events every `every` and on Notify.
-func NewDispatcher(events EventStore, c client.Client, logger *slog.Logger, every time.Duration, m *DispatchMetrics) *Dispatcher {
+func NewDispatcher(events EventStore, c client.Client, logger *slog.Logger, every time.Duration, m *DispatchMetrics, idKey []byte) *Dispatcher {
 	return &Dispatcher{events: events, client: c, logger: logger, wake: make(chan struct{}, 1),
-		every: every, batch: 500, parallel: 32, now: time.Now, metrics: m}
+		every: every, batch: 500, parallel: 32, now: time.Now, metrics: m, idKey: idKey}
 }
 
 // Notify wakes the dispatcher at once (an event was just accepted in this process).
@@ -195,8 +196,8 @@ func (d *Dispatcher) dispatchIP(ctx context.Context, ip string, events []store.L
 	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	_, err := d.client.SignalWithStartWorkflow(callCtx, workflows.GeolocateWorkflowID(ip), workflows.GeolocateSignal, nil,
-		workflows.GeolocateStartOptions(ip), workflows.GeolocateWorkflowType, workflows.GeolocateInput{IP: ip})
+	_, err := d.client.SignalWithStartWorkflow(callCtx, workflows.GeolocateWorkflowID(d.idKey, ip), workflows.GeolocateSignal, nil,
+		workflows.GeolocateStartOptions(d.idKey, ip), workflows.GeolocateWorkflowType, workflows.GeolocateInput{IP: ip})
 	if err != nil {
 		d.metrics.add(outcomeFailed, len(ids))
 		tries := 0
@@ -224,7 +225,7 @@ func (d *Dispatcher) dispatchIP(ctx context.Context, ip string, events []store.L
 func (d *Dispatcher) lookupRunning(ctx context.Context, ip string) bool {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	desc, err := d.client.DescribeWorkflowExecution(ctx, workflows.GeolocateWorkflowID(ip), "")
+	desc, err := d.client.DescribeWorkflowExecution(ctx, workflows.GeolocateWorkflowID(d.idKey, ip), "")
 	var notFound *serviceerror.NotFound
 	if err != nil {
 		if !errors.As(err, &notFound) {

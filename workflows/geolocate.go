@@ -1,6 +1,9 @@
 package workflows
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"slices"
@@ -49,8 +52,19 @@ var geolocateStoreOptions = workflow.LocalActivityOptions{
 // GeolocateSignal tells an IP's workflow that more of its events are pending.
 const GeolocateSignal = "events"
 
-// GeolocateWorkflowID names the lookup of one IP.
-func GeolocateWorkflowID(ip string) string { return "geolocate/" + ip }
+// GeolocateWorkflowID names the lookup of one IP: geolocate/<the IP's HMAC-SHA256 under
+// key, 128 bits in hex>, so that neither Temporal nor its database learns client IPs from
+// workflow ids (which no codec encrypts), while every worker and server names an IP's
+// lookup alike. With no key (relay without RELAY_WORKFLOW_ID_KEY) the id is
+// geolocate/<ip>.
+func GeolocateWorkflowID(key []byte, ip string) string {
+	if len(key) == 0 {
+		return "geolocate/" + ip
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(ip))
+	return "geolocate/" + hex.EncodeToString(mac.Sum(nil)[:16])
+}
 
 // GeolocateInput is the IP to locate.
 type GeolocateInput struct {

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"encoding/base64"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"relay/internal/payloadcodec"
 	"relay/internal/testenv"
 )
 
@@ -31,10 +34,27 @@ func TestReplayRecordedHistories(t *testing.T) {
 		require.True(t, seen[name], "workflow type %s has no recorded history in testdata/", name)
 	}
 
-	replayer := worker.NewWorkflowReplayer()
+	// Through relay's codec, with the key the recordings were encrypted with: histories
+	// recorded before relay encrypted (in the clear) replay through it too.
+	dc := payloadcodec.DataConverter(payloadcodec.Recording())
+	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: dc, FailureConverter: payloadcodec.FailureConverter(dc),
+	})
+	require.NoError(t, err)
 	for name, wf := range All() {
 		replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}
+	// Both kinds are here: histories relay encrypted, and ones from before, in the clear.
+	encrypted := base64.StdEncoding.EncodeToString([]byte(payloadcodec.MetadataEncoding))
+	kinds := map[bool]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		kinds[strings.Contains(string(b), encrypted)]++
+	}
+	require.Positive(t, kinds[true], "encrypted histories")
+	require.Positive(t, kinds[false], "histories in the clear")
+
 	logger := sdklog.NewStructuredLogger(testenv.Logger(t))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -106,9 +106,9 @@ func EventSubscriptionsUpdateOptions(eventID string) client.UpdateWorkflowOption
 // GeolocateStartOptions signal-with-starts an IP's lookup: a running lookup of the IP
 // takes the signal, else a new run starts (a closed one's id may be reused: the cache, not
 // the id, says whether the IP was looked up lately).
-func GeolocateStartOptions(ip string) client.StartWorkflowOptions {
+func GeolocateStartOptions(idKey []byte, ip string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                    GeolocateWorkflowID(ip),
+		ID:                    GeolocateWorkflowID(idKey, ip),
 		TaskQueue:             TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: jobAttributes(JobGeolocation),

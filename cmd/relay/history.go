@@ -12,6 +12,7 @@ import (
 	"relay/internal/app"
 	"relay/internal/config"
 	"relay/internal/histories"
+	"relay/internal/payloadcodec"
 	"relay/internal/sim"
 )
 
@@ -37,13 +38,25 @@ func historyRecordTool(fs *flag.FlagSet, stdout, stderr io.Writer) runner {
 	}
 }
 
-func historyReplayTool(_ *flag.FlagSet, stdout, _ io.Writer) runner {
+func historyReplayTool(fs *flag.FlagSet, stdout, _ io.Writer) runner {
+	keys := fs.String("keys", "", "the `keys` that encrypted the histories' payloads, as RELAY_PAYLOAD_KEYS holds them "+
+		"(default: the key 'relay history record' uses); payloads in the clear need none")
 	return func(_ context.Context, files []string) error {
 		if len(files) == 0 {
 			return usagef("name at least one history file")
 		}
+		codec := payloadcodec.Recording()
+		if *keys != "" {
+			parsed, err := payloadcodec.ParseKeys(*keys)
+			if err != nil {
+				return usagef("--keys: %v", err)
+			}
+			if codec, err = payloadcodec.New(parsed); err != nil {
+				return err
+			}
+		}
 		for _, f := range files {
-			if err := histories.Replay(f); err != nil {
+			if err := histories.Replay(codec, f); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "ok  %s\n", f)
@@ -61,6 +74,8 @@ func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, st
 	// dev's defaults trust loopback as a proxy, which lets a recorded event come "from" a public IP.
 	cfg := config.DevDefault()
 	cfg.HTTPAddr, cfg.TemporalListen, cfg.UIAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dataDir
+	// Encrypted, as production's are, with the key the replay tests hold.
+	cfg.PayloadKeys = payloadcodec.RecordingKeys
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -76,7 +91,7 @@ func recordHistories(ctx context.Context, dir string, overwrite bool, stdout, st
 		defer cancel()
 		_ = sys.Stop(stopCtx)
 	}()
-	target := histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr, SetC42Knobs: func(knobs string) error {
+	target := histories.Target{Client: sys.Client, BaseURL: "http://" + sys.HTTPAddr, WorkflowIDKey: []byte(sys.Config.WorkflowIDKey), SetC42Knobs: func(knobs string) error {
 		c42 := sys.Sims.Sim(sim.C42)
 		k := c42.Knobs()
 		if err := k.Apply(knobs); err != nil {

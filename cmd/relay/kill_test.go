@@ -56,6 +56,9 @@ func startWorkerProcess(t *testing.T, env *relaytest.Env) *exec.Cmd {
 		"GEOIP_API_URL="+env.Config.GeoIP.URL,
 		"KF_API_URL="+env.Config.KF.URL, "KF_API_KEY="+env.Config.KF.APIKey,
 		"KF_SYNC_INTERVAL="+env.Config.KF.SyncInterval.String(),
+		// The same keys as the relay it joins: it reads what that one encrypted, and names
+		// IP lookups alike.
+		"RELAY_PAYLOAD_KEYS="+env.Config.PayloadKeys, "RELAY_WORKFLOW_ID_KEY="+env.Config.WorkflowIDKey,
 	)
 	logs := &testenv.SyncBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"relay/internal/config"
+	"relay/internal/payloadcodec"
 	"relay/internal/relaytest"
 	"relay/internal/testenv"
 	"relay/workflows"
@@ -63,7 +65,7 @@ func TestHelpAndUsage(t *testing.T) {
 	assert.Regexp(t, `(?m)^  replay\s+replay histories`, out.String())
 	for args, want := range map[string]string{
 		"history record --help": "Usage: relay history record [flags]\n",
-		"history replay -help":  "Usage: relay history replay FILE...\n",
+		"history replay -help":  "Usage: relay history replay [flags] FILE...\n",
 		"soak --help":           "Usage: relay soak [flags]\n",
 	} {
 		out.Reset()
@@ -270,8 +272,7 @@ func TestDevStoppedMidWorkflowFinishesItAfterRestart(t *testing.T) {
 	args := []string{"--http-addr", "127.0.0.1:0", "--temporal-listen", temporalAddr, "--ui-addr", "off", "--data-dir", dataDir}
 
 	_, _, stop := startDev(t, args, nil)
-	c, err := client.Dial(client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
-	require.NoError(t, err)
+	c := devClient(t, temporalAddr, dataDir)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	first, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -283,8 +284,7 @@ func TestDevStoppedMidWorkflowFinishesItAfterRestart(t *testing.T) {
 
 	// The workflow is mid-sleep: nothing runs it until relay dev is back.
 	_, _, stop = startDev(t, args, nil)
-	c, err = client.Dial(client.Options{HostPort: temporalAddr, Logger: quietLogger{}})
-	require.NoError(t, err)
+	c = devClient(t, temporalAddr, dataDir) // the keys dev made at its first start
 	defer c.Close()
 	var res workflows.PingResult
 	require.NoError(t, c.GetWorkflow(ctx, first.GetID(), first.GetRunID()).Get(ctx, &res))
@@ -461,6 +461,21 @@ func waitRunning(t *testing.T, running map[string]chan error, check func() error
 	})
 }
 
+// devClient dials the server of the relay dev whose data dir is dataDir, with the payload
+// keys that dev made and keeps there.
+func devClient(t *testing.T, addr, dataDir string) client.Client {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "payload-keys"))
+	require.NoError(t, err, "dev keeps its payload keys in its data dir")
+	keys, err := payloadcodec.ParseKeys(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	codec, err := payloadcodec.New(keys)
+	require.NoError(t, err)
+	c, err := client.Dial(client.Options{HostPort: addr, Logger: quietLogger{}, DataConverter: payloadcodec.DataConverter(codec)})
+	require.NoError(t, err)
+	return c
+}
+
 type quietLogger struct{}
 
 func (quietLogger) Debug(string, ...interface{}) {}
@@ -473,8 +488,10 @@ func (quietLogger) Error(string, ...interface{}) {}
 func TestDevUsesTemporalAddressInsteadOfEmbedding(t *testing.T) {
 	testenv.EndToEnd(t)
 	env := relaytest.Start(t)
+	// The keys of the relay already on that server: both workers read what either wrote.
 	base, _, stop := startDev(t, []string{"--http-addr", "127.0.0.1:0", "--ui-addr", "off", "--data-dir", t.TempDir()},
-		map[string]string{"TEMPORAL_ADDRESS": env.Config.TemporalAddress})
+		map[string]string{"TEMPORAL_ADDRESS": env.Config.TemporalAddress,
+			"RELAY_PAYLOAD_KEYS": env.Config.PayloadKeys, "RELAY_WORKFLOW_ID_KEY": env.Config.WorkflowIDKey})
 	assert.Equal(t, http.StatusOK, getStatus(http.DefaultClient, base+"/readyz"))
 
 	// A ping started on that server is answered (by either worker polling it).

@@ -23,6 +23,7 @@ import (
 
 	"relay/activities"
 	"relay/internal/config"
+	"relay/internal/payloadcodec"
 	"relay/internal/sim"
 	"relay/internal/store"
 	"relay/internal/temporalclient"
@@ -66,6 +67,7 @@ type System struct {
 	MetricsAddr string
 
 	logger     *slog.Logger
+	codec      *payloadcodec.Codec           // nil: payloads in the clear
 	dispatcher *worker.Dispatcher            // nil without a worker
 	stops      []func(context.Context) error // in start order; Stop runs them backwards
 	served     chan error
@@ -87,6 +89,9 @@ func Start(ctx context.Context, cfg config.Config, parts Parts, logger *slog.Log
 		}
 	}
 	if err := s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.setupCodec(); err != nil {
 		return nil, err
 	}
 	if err := s.dialTemporal(ctx); err != nil {
@@ -154,12 +159,17 @@ func (s *System) startDev(parts Parts) error {
 		return err
 	}
 	if cfg.TemporalAddress != "" {
-		return nil // use the server the user named
+		return nil // use the server the user named, with the keys its other processes use
+	}
+	// Its own server: its own secrets too, unless given.
+	if err := devSecrets(cfg, parts.InMemory); err != nil {
+		return err
 	}
 	opts := temporalserver.Options{
-		FrontendAddr: cfg.TemporalListen,
-		UIAddr:       cfg.UIAddr,
-		Namespace:    cfg.TemporalNamespace,
+		FrontendAddr:  cfg.TemporalListen,
+		UIAddr:        cfg.UIAddr,
+		CodecEndpoint: codecEndpoint(cfg.HTTPAddr),
+		Namespace:     cfg.TemporalNamespace,
 		// A new dev database starts with them; the worker adds them to an older one.
 		SearchAttributes: workflows.SearchAttributes(),
 		Logger:           s.logger,
@@ -180,6 +190,11 @@ func (s *System) startDev(parts Parts) error {
 	}
 	s.Temporal = ts
 	cfg.TemporalAddress = ts.FrontendAddr()
+	if ts.UIAddr() != "" && len(cfg.CodecCORSOrigins) == 0 {
+		// The Web UI decodes payloads through relay's codec endpoint, from the browser.
+		_, port, _ := net.SplitHostPort(ts.UIAddr())
+		cfg.CodecCORSOrigins = []string{"http://" + ts.UIAddr(), "http://localhost:" + port, "http://127.0.0.1:" + port}
+	}
 	if cfg.TemporalUIURL == "" && ts.UIAddr() != "" {
 		cfg.TemporalUIURL = "http://" + ts.UIAddr() // the status page links runs to it
 	}
@@ -250,7 +265,7 @@ func (s *System) dialTemporal(ctx context.Context) error {
 		addr = config.DefaultTemporalAddress
 	}
 	tc := s.Config.TemporalTLS
-	c, err := temporalclient.Dial(ctx, temporalclient.Options{
+	opts := temporalclient.Options{
 		HostPort:  addr,
 		Namespace: s.Config.TemporalNamespace,
 		Logger:    s.logger,
@@ -259,7 +274,12 @@ func (s *System) dialTemporal(ctx context.Context) error {
 		// config refuses TLS settings for dev's embedded server, which is plain.
 		TLS:    temporalclient.TLS{CertFile: tc.Cert, KeyFile: tc.Key, CAFile: tc.CA, ServerName: tc.ServerName},
 		APIKey: s.Config.TemporalAPIKey,
-	})
+	}
+	if s.codec != nil {
+		opts.DataConverter = payloadcodec.DataConverter(s.codec)
+		opts.FailureConverter = payloadcodec.FailureConverter(opts.DataConverter)
+	}
+	c, err := temporalclient.Dial(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -311,7 +331,7 @@ func (s *System) startWorker(ctx context.Context) error {
 
 	// The dispatcher hands accepted events to their IP's lookup (see worker.Dispatcher).
 	s.dispatcher = worker.NewDispatcher(s.Store, s.Client, s.logger, 200*time.Millisecond,
-		worker.NewDispatchMetrics(s.Registry))
+		worker.NewDispatchMetrics(s.Registry), []byte(s.Config.WorkflowIDKey))
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatched := make(chan struct{})
 	go func() { defer close(dispatched); s.dispatcher.Run(dispatchCtx) }()
@@ -379,6 +399,8 @@ func (s *System) startHTTP(alerts server.AlertSource) error {
 		TemporalUIURL:     s.Config.TemporalUIURL,
 		TemporalNamespace: s.Config.TemporalNamespace,
 		GeoRateLimit:      s.Config.GeoIP.RateLimit,
+		CodecCORSOrigins:  s.Config.CodecCORSOrigins,
+		WorkflowIDKey:     s.Config.WorkflowIDKey,
 	}, server.Deps{
 		Temporal:      s.Client,
 		Incidents:     snaps,
@@ -387,6 +409,7 @@ func (s *System) startHTTP(alerts server.AlertSource) error {
 		EventAccepted: s.notifyDispatcher,
 		Registry:      s.Registry,
 		Alerts:        alerts,
+		Codec:         s.payloadCodec(),
 		Checks: []server.Check{
 			{Name: "temporal", Run: func(ctx context.Context) error {
 				_, err := s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})

@@ -84,8 +84,10 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 	outputs := map[string]string{}
 	for _, cmd := range cmds {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		sh := exec.CommandContext(ctx, "bash", "-c", strings.Replace(cmd, "temporal", cli, 1))
-		sh.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+env.Config.TemporalAddress, "TEMPORAL_NAMESPACE="+env.Config.TemporalNamespace)
+		// The README names relay's default address; this relay listens on a port of its own.
+		sh := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(strings.Replace(cmd, "temporal", cli, 1), "http://127.0.0.1:9000", env.BaseURL))
+		sh.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+env.Config.TemporalAddress, "TEMPORAL_NAMESPACE="+env.Config.TemporalNamespace,
+			"TEMPORAL_CODEC_ENDPOINT="+env.BaseURL+"/codec") // the README's export
 		out, err := sh.CombinedOutput()
 		cancel()
 		require.NoError(t, err, "%s\n%s", cmd, out)
@@ -112,6 +114,8 @@ func TestReadmeTemporalCLICommands(t *testing.T) {
 	// outcome): the run itself records them.
 	assert.Contains(t, find(`temporal workflow list --query "RelayJob = 'outage-sync' AND RelaySite = 'kingfisher'"`), "outage-sync/kingfisher")
 	assert.Contains(t, find("temporal workflow describe --workflow-id outage-sync/kingfisher"), workflows.OutcomeSynced)
+	// The README's codec endpoint decodes what relay encrypted.
+	assert.Contains(t, find("temporal workflow show --workflow-id outage-sync/kingfisher --codec-endpoint"), "dropped_unknown_device")
 	ctx := t.Context()
 	for _, id := range []string{"incidents/refresh", "outage-sync/kingfisher", "ping/slow"} {
 		require.NoError(t, env.Client.GetWorkflow(ctx, id, "").Get(ctx, nil), id)

@@ -160,7 +160,7 @@ func TestATerminatedLookupIsDrivenAgain(t *testing.T) {
 	t.Parallel()
 	env := geoEnv(t, "geoip:latency=4s")
 	ids := submitMany(t, env, []string{"9.7.0.1"}) // one event: nothing but its lease brings it back
-	id := workflows.GeolocateWorkflowID("9.7.0.1")
+	id := workflows.GeolocateWorkflowID([]byte(env.Config.WorkflowIDKey), "9.7.0.1")
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		if _, err := env.Client.DescribeWorkflowExecution(t.Context(), id, ""); err != nil {
 			return testenv.Waitf("no lookup yet: %v", err)

@@ -22,6 +22,7 @@ import (
 	"relay/internal/config"
 	"relay/internal/histories"
 	"relay/internal/incidents"
+	"relay/internal/payloadcodec"
 	"relay/internal/relaytest"
 	"relay/internal/sim"
 	"relay/internal/testenv"
@@ -226,7 +227,7 @@ func recordHistory(t *testing.T, env *relaytest.Env, workflowID, runID, file str
 	}
 	path := filepath.Join("..", "..", "workflows", "testdata", file)
 	require.NoError(t, histories.Record(context.Background(), env.Client, workflowID, runID, path))
-	require.NoError(t, histories.Replay(path))
+	require.NoError(t, histories.Replay(payloadcodec.Recording(), path))
 	t.Logf("recorded %s", path)
 }
 

@@ -340,6 +340,17 @@ func TestOpenAPIDocumentMatchesTheRunningAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("codec", func(t *testing.T) {
+		// What the Web UI and the CLI send: payloads relay encrypted, decrypted, and back.
+		sealed := `{"payloads":[{"metadata":{"encoding":"YmluYXJ5L2VuY3J5cHRlZA=="},"data":"AAAA"}]}`
+		plain := `{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"InJlbGF5Ig=="}]}`
+		_, body := oc.do(t, exchange{method: "POST", path: "/codec/encode", body: plain, header: []string{"X-Namespace", "default"}, want: 200})
+		_, body = oc.do(t, exchange{method: "POST", path: "/codec/decode", body: string(body), header: []string{"X-Namespace", "default"}, want: 200})
+		assert.JSONEq(t, plain, string(body))
+		oc.do(t, exchange{method: "POST", path: "/codec/decode", body: sealed, want: 400})
+		oc.do(t, exchange{method: "POST", path: "/codec/encode", body: "{not json", want: 400, docRejects: true})
+	})
+
 	t.Run("api keys", func(t *testing.T) {
 		// Without a key: 401 everywhere the document asks for one, the answer elsewhere.
 		for _, op := range oc.operations() {

@@ -11,9 +11,9 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"relay/internal/config"
+	"relay/internal/payloadcodec"
 	"relay/internal/relaytest"
 	"relay/internal/testenv"
 	"relay/internal/timefmt"
@@ -72,7 +72,7 @@ func TestOutageSyncScheduleSyncsTheDefaultSite(t *testing.T) {
 	assert.Contains(t, parent, workflows.OutageSyncScheduledWorkflowID(site), "started by the schedule's run")
 	// Its cutoff is in the memo, where a request with another cutoff is told of it (409).
 	var memoSince string
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(
+	require.NoError(t, payloadcodec.DataConverter(payloadcodec.Recording()).FromPayload(
 		d.GetWorkflowExecutionInfo().GetMemo().GetFields()[workflows.OutageSyncSinceMemo], &memoSince))
 	assert.Equal(t, timefmt.Millis(env.Config.KF.OutagesSince), memoSince)
 
@@ -83,7 +83,7 @@ func TestOutageSyncScheduleSyncsTheDefaultSite(t *testing.T) {
 	payload, ok := action.Args[0].(*commonpb.Payload)
 	require.True(t, ok, "an encoded argument: %T", action.Args[0])
 	var in workflows.SyncSiteOutagesInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(payload, &in))
+	require.NoError(t, payloadcodec.DataConverter(payloadcodec.Recording()).FromPayload(payload, &in))
 	assert.Equal(t, workflows.SyncSiteOutagesInput{SiteID: site, Since: since}, in)
 
 	// Another interval reaches the existing schedule; 0 deletes it, and again is no error.

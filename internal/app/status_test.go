@@ -147,7 +147,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	mergeRun := describeRun(t, env, workflows.EventSubscriptionsWorkflowID(teamSync))
 	geoRuns := map[string]string{}
 	for _, ip := range ips { // one lookup per IP
-		geoRuns[workflows.GeolocateWorkflowID(ip)] = describeRun(t, env, workflows.GeolocateWorkflowID(ip))
+		geoRuns[workflows.GeolocateWorkflowID([]byte(env.Config.WorkflowIDKey), ip)] = describeRun(t, env, workflows.GeolocateWorkflowID([]byte(env.Config.WorkflowIDKey), ip))
 	}
 	geoCalls := 0
 	counts, err := env.Store.CallsPerSecond(ctx, activities.GeoRateKey, time.Now().Add(-5*time.Minute), time.Now())

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"relay/internal/payloadcodec"
 	"relay/internal/sim"
 	"relay/internal/testenv"
 	"relay/workflows"
@@ -33,7 +34,8 @@ func TestEveryJobIsFoundByItsSearchAttributes(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	waitLocated(t, env, []string{submit(t, env, "9.9.9.9", `{"name":"found"}`)}, time.Minute)
 
-	dc := converter.GetDefaultDataConverter()
+	sa := converter.GetDefaultDataConverter() // search attributes are never encrypted
+	dc := payloadcodec.DataConverter(payloadcodec.Recording())
 	list := func(query string) []*workflowpb.WorkflowExecutionInfo {
 		var got []*workflowpb.WorkflowExecutionInfo
 		testenv.WaitFor(t, 30*time.Second, func() error {
@@ -52,7 +54,7 @@ func TestEveryJobIsFoundByItsSearchAttributes(t *testing.T) {
 		t.Helper()
 		p, ok := e.GetSearchAttributes().GetIndexedFields()[name]
 		require.True(t, ok, "%s has %s", e.GetExecution().GetWorkflowId(), name)
-		require.NoError(t, dc.FromPayload(p, v))
+		require.NoError(t, sa.FromPayload(p, v))
 	}
 	memo := func(e *workflowpb.WorkflowExecutionInfo, field string, v any) {
 		t.Helper()

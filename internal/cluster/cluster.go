@@ -8,8 +8,11 @@ package cluster
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"relay/internal/payloadcodec"
 	"relay/internal/sim"
 )
 
@@ -207,7 +211,11 @@ func (c *Cluster) startRelay(ctx context.Context, cmd string, i int) error {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	name := fmt.Sprintf("%s-%d", cmd, i+1)
-	env := append(baseEnv(),
+	secrets, err := c.secretsEnv()
+	if err != nil {
+		return err
+	}
+	env := append(append(baseEnv(), secrets...),
 		"TEMPORAL_ADDRESS="+c.FrontendAddr,
 		"TEMPORAL_NAMESPACE="+Namespace,
 		"DATABASE_URL="+c.DatabaseURL,
@@ -248,6 +256,30 @@ func (c *Cluster) startRelay(ctx context.Context, cmd string, i int) error {
 	}
 	c.opts.Logf("%s ready on %s", name, addr)
 	return nil
+}
+
+// secretsEnv gives every relay process the cluster's payload keys and workflow id key, as
+// files (RELAY_*_FILE, as a deployment mounts secrets): made once in the cluster's dir,
+// so that restarted processes read what the others wrote.
+func (c *Cluster) secretsEnv() ([]string, error) {
+	keysFile, idFile := filepath.Join(c.opts.Dir, "payload-keys"), filepath.Join(c.opts.Dir, "workflow-id-key")
+	if _, err := os.Stat(keysFile); errors.Is(err, fs.ErrNotExist) {
+		_, keys, err := payloadcodec.NewKey("cluster")
+		if err != nil {
+			return nil, err
+		}
+		id := make([]byte, 32)
+		if _, err := crand.Read(id); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(idFile, []byte(base64.StdEncoding.EncodeToString(id)), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(keysFile, []byte(keys), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return []string{"RELAY_PAYLOAD_KEYS_FILE=" + keysFile, "RELAY_WORKFLOW_ID_KEY_FILE=" + idFile}, nil
 }
 
 // baseEnv is what every process inherits: nothing of this one's relay or Temporal settings.

@@ -31,6 +31,13 @@ type Config struct {
 	// Cloud, or one with TLS and auth): see Temporal.
 	TemporalTLS    TemporalTLS
 	TemporalAPIKey string
+	// PayloadKeys encrypt every payload relay writes to Temporal: "id:base64,..." (see
+	// payloadcodec.ParseKeys), the first encrypts. Empty: payloads are written in the
+	// clear, except by dev, which keeps a key of its own in the data dir.
+	PayloadKeys string
+	// WorkflowIDKey turns client IPs into workflow ids (HMAC): geolocate/<hash>, not
+	// geolocate/<ip>. Empty: ids hold the IP, except in dev, which keeps a key of its own.
+	WorkflowIDKey string
 	// DBMaxConns caps the application database's connection pool of each process; 0 is the
 	// store's default. The worker sizes its concurrency from the pool.
 	DBMaxConns     int
@@ -41,6 +48,9 @@ type Config struct {
 	// TemporalUIURL is the Temporal Web UI the status page links each run to; dev fills
 	// it in with the embedded UI's.
 	TemporalUIURL string
+	// CodecCORSOrigins are the Web UI origins that may call the codec endpoint from a
+	// browser; dev adds its embedded UI's.
+	CodecCORSOrigins []string
 	// PrometheusURL is the Prometheus the status page asks for firing alerts; without one,
 	// relay evaluates the alert rules against its own metrics.
 	PrometheusURL string
@@ -226,6 +236,12 @@ var settings = []setting{
 	{env: "TEMPORAL_API_KEY",
 		usage: "Temporal API `key`, sent as 'authorization: Bearer <key>'; turns TLS on (system roots unless TEMPORAL_TLS_CA)",
 		group: Common, secret: true, field: func(c *Config) value { return stringValue{&c.TemporalAPIKey} }},
+	{env: "RELAY_PAYLOAD_KEYS",
+		usage: "comma-separated `id:base64` AES-256 keys that encrypt the payloads relay writes to Temporal; the first encrypts, all decrypt (dev: a key of its own in the data dir)",
+		group: Common, secret: true, field: func(c *Config) value { return payloadKeysValue{&c.PayloadKeys} }},
+	{env: "RELAY_WORKFLOW_ID_KEY",
+		usage: "secret `key` (at least 32 characters) that turns client IPs into workflow ids by HMAC; every server and worker needs the same one, and changing it leaves running lookups to be driven again (dev: a key of its own in the data dir)",
+		group: Common, secret: true, field: func(c *Config) value { return idKeyValue{&c.WorkflowIDKey} }},
 	{env: "RELAY_LOG_LEVEL", usage: "log `level`: debug, info, warn or error", group: Common | Sim,
 		field: func(c *Config) value { return oneOfValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}} }},
 	{env: "RELAY_LOG_FORMAT", usage: "log `format`: text or json", group: Common | Sim,
@@ -239,6 +255,9 @@ var settings = []setting{
 	{env: "RELAY_TEMPORAL_UI_URL",
 		usage: "Temporal Web UI base `URL` the status page links runs to (dev: the embedded UI)",
 		group: HTTP, field: func(c *Config) value { return urlValue{&c.TemporalUIURL} }},
+	{env: "RELAY_CODEC_CORS_ORIGINS",
+		usage: "comma-separated Web UI `origins` (scheme://host:port) allowed to call the codec endpoint /codec from a browser (dev: its embedded UI)",
+		group: HTTP, field: func(c *Config) value { return listValue{&c.CodecCORSOrigins} }},
 	{env: "RELAY_PROMETHEUS_URL",
 		usage: "Prometheus base `URL` the status page asks for firing alerts (default: relay evaluates the alert rules itself)",
 		group: HTTP, field: func(c *Config) value { return urlValue{&c.PrometheusURL} }},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"relay/internal/payloadcodec"
 )
 
 // allGroups is the union of every setting group.
@@ -767,4 +770,31 @@ func TestSimPorts(t *testing.T) {
 		assert.Equal(t, tc.want, got)
 	}
 	assert.Equal(t, []int{9101, 9102, 9103, 9104}, Default().SimPorts)
+}
+
+// The payload keys and the workflow id key are checked at start, may come from files, and
+// never show in an error.
+func TestPayloadKeysAndWorkflowIDKey(t *testing.T) {
+	_, keys, err := payloadcodec.NewKey("2026-12")
+	require.NoError(t, err)
+	idKey := strings.Repeat("k", MinWorkflowIDKey)
+	cfg, err := load(t, Common, nil, map[string]string{
+		"RELAY_PAYLOAD_KEYS_FILE": writeSecret(t, keys+"\n"), "RELAY_WORKFLOW_ID_KEY": idKey,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, keys, cfg.PayloadKeys)
+	assert.Equal(t, idKey, cfg.WorkflowIDKey)
+	assert.NotContains(t, fmt.Sprint(cfg.Redacted(Common)), strings.TrimPrefix(keys, "2026-12:"))
+
+	_, err = load(t, Common, nil, map[string]string{"RELAY_PAYLOAD_KEYS": "k1:dG9vIHNob3J0"})
+	cerr := requireConfigError(t, err, "RELAY_PAYLOAD_KEYS")
+	assert.Contains(t, cerr.Error(), "32 random bytes")
+	assert.NotContains(t, cerr.Error(), "dG9vIHNob3J0")
+	_, err = load(t, Common, nil, map[string]string{"RELAY_WORKFLOW_ID_KEY": "short"})
+	cerr = requireConfigError(t, err, "RELAY_WORKFLOW_ID_KEY")
+	assert.NotContains(t, cerr.Error(), "short\"")
+
+	cfg, err = load(t, HTTP, nil, map[string]string{"RELAY_CODEC_CORS_ORIGINS": "http://localhost:8080, http://ui.example"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://localhost:8080", "http://ui.example"}, cfg.CodecCORSOrigins)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"relay/internal/outagesync"
+	"relay/internal/payloadcodec"
 	"relay/internal/timefmt"
 )
 
@@ -151,6 +152,36 @@ func (v listValue) Set(s string) error {
 		}
 	}
 	*v.p = out
+	return nil
+}
+
+// payloadKeysValue is RELAY_PAYLOAD_KEYS, kept as written once it parses.
+type payloadKeysValue struct{ p *string }
+
+func (v payloadKeysValue) String() string { return stringValue(v).String() }
+func (v payloadKeysValue) Set(s string) error {
+	if s = strings.TrimSpace(s); s != "" {
+		if _, err := payloadcodec.ParseKeys(s); err != nil {
+			return err
+		}
+	}
+	*v.p = s
+	return nil
+}
+
+// idKeyValue is RELAY_WORKFLOW_ID_KEY: long enough that the HMAC of an IP cannot be
+// guessed by trying every IPv4 address.
+type idKeyValue struct{ p *string }
+
+// MinWorkflowIDKey is the shortest RELAY_WORKFLOW_ID_KEY accepted.
+const MinWorkflowIDKey = 32
+
+func (v idKeyValue) String() string { return stringValue(v).String() }
+func (v idKeyValue) Set(s string) error {
+	if s = strings.TrimSpace(s); s != "" && len(s) < MinWorkflowIDKey {
+		return fmt.Errorf("%d characters: want at least %d random ones (openssl rand -base64 32)", len(s), MinWorkflowIDKey)
+	}
+	*v.p = s
 	return nil
 }
 

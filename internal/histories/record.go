@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"relay/internal/payloadcodec"
 	"relay/workflows"
 )
 
@@ -27,6 +28,8 @@ type Target struct {
 	// SetC42Knobs sets the calendar simulator's knobs (as in C42 sim knobs, e.g.
 	// "failure-rate=1"), for the scenarios of a failing upstream.
 	SetC42Knobs func(knobs string) error
+	// WorkflowIDKey is the running relay's RELAY_WORKFLOW_ID_KEY: it names IP lookups.
+	WorkflowIDKey []byte
 }
 
 // Scenario is one recorded run: the file it is saved as (<WorkflowType>-<case>.json, the
@@ -59,12 +62,12 @@ var Scenarios = append([]Scenario{
 	// for the same IP, now cached; told of more events while it runs; and the API's two
 	// verdicts, 400 (a malformed address) and 500 (an address it cannot place).
 	{"Geolocate-api.json", submitEvent("8.8.8.8")},
-	{"Geolocate-cache.json", execute(workflows.GeolocateWorkflowID("8.8.8.8"), workflows.GeolocateWorkflowType,
+	{"Geolocate-cache.json", execute(workflows.GeolocateWorkflowID(nil, "8.8.8.8"), workflows.GeolocateWorkflowType,
 		workflows.GeolocateInput{IP: "8.8.8.8"})},
 	{"Geolocate-more-events.json", signalTwice("9.9.9.9")},
-	{"Geolocate-bad-request.json", execute(workflows.GeolocateWorkflowID("8.8.8"), workflows.GeolocateWorkflowType,
+	{"Geolocate-bad-request.json", execute(workflows.GeolocateWorkflowID(nil, "8.8.8"), workflows.GeolocateWorkflowType,
 		workflows.GeolocateInput{IP: "8.8.8"})},
-	{"Geolocate-cannot-place.json", execute(workflows.GeolocateWorkflowID("10.0.0.1"), workflows.GeolocateWorkflowType,
+	{"Geolocate-cannot-place.json", execute(workflows.GeolocateWorkflowID(nil, "10.0.0.1"), workflows.GeolocateWorkflowType,
 		workflows.GeolocateInput{IP: "10.0.0.1"})},
 }, mergeScenarios...)
 
@@ -74,17 +77,17 @@ func signalTwice(ip string) func(context.Context, Target) (string, string, error
 	return func(ctx context.Context, t Target) (string, string, error) {
 		var runID string
 		for range 2 {
-			run, err := t.Client.SignalWithStartWorkflow(ctx, workflows.GeolocateWorkflowID(ip), workflows.GeolocateSignal, nil,
-				workflows.GeolocateStartOptions(ip), workflows.GeolocateWorkflowType, workflows.GeolocateInput{IP: ip})
+			run, err := t.Client.SignalWithStartWorkflow(ctx, workflows.GeolocateWorkflowID(t.WorkflowIDKey, ip), workflows.GeolocateSignal, nil,
+				workflows.GeolocateStartOptions(t.WorkflowIDKey, ip), workflows.GeolocateWorkflowType, workflows.GeolocateInput{IP: ip})
 			if err != nil {
-				return "", "", fmt.Errorf("signal-with-start %s: %w", workflows.GeolocateWorkflowID(ip), err)
+				return "", "", fmt.Errorf("signal-with-start the lookup of %s: %w", ip, err)
 			}
 			runID = run.GetRunID()
 		}
-		if err := t.Client.GetWorkflow(ctx, workflows.GeolocateWorkflowID(ip), runID).Get(ctx, nil); err != nil {
+		if err := t.Client.GetWorkflow(ctx, workflows.GeolocateWorkflowID(t.WorkflowIDKey, ip), runID).Get(ctx, nil); err != nil {
 			return "", "", err
 		}
-		return workflows.GeolocateWorkflowID(ip), runID, nil
+		return workflows.GeolocateWorkflowID(t.WorkflowIDKey, ip), runID, nil
 	}
 }
 
@@ -143,7 +146,7 @@ func submitEvent(ip string) func(context.Context, Target) (string, string, error
 			return "", "", fmt.Errorf("submit event: no task_id in %s", body)
 		}
 		// The dispatcher starts the IP's lookup shortly after acceptance: wait for it to end.
-		id := workflows.GeolocateWorkflowID(ip)
+		id := workflows.GeolocateWorkflowID(t.WorkflowIDKey, ip)
 		for {
 			err := t.Client.GetWorkflow(ctx, id, "").Get(ctx, nil)
 			if err == nil {
@@ -192,7 +195,7 @@ func RecordAll(ctx context.Context, t Target, dir string, overwrite bool) ([]str
 			return written, err
 		}
 		written = append(written, path)
-		if err := Replay(path); err != nil {
+		if err := Replay(payloadcodec.Recording(), path); err != nil {
 			return written, err
 		}
 	}

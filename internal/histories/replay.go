@@ -8,14 +8,23 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"relay/internal/payloadcodec"
 	"relay/workflows"
 )
 
 // Replay replays each history file (JSON, as Record or `temporal workflow show --output
-// json` writes it) against this build's workflows. An error means the code would not
-// continue that run: a non-deterministic change, or a history of an unknown type.
-func Replay(files ...string) error {
-	replayer := worker.NewWorkflowReplayer()
+// json` writes it) against this build's workflows, reading its payloads through codec
+// (the keys that encrypted them; payloads in the clear pass through). An error means the
+// code would not continue that run: a non-deterministic change, or a history of an
+// unknown type.
+func Replay(codec *payloadcodec.Codec, files ...string) error {
+	dc := payloadcodec.DataConverter(codec)
+	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: dc, FailureConverter: payloadcodec.FailureConverter(dc),
+	})
+	if err != nil {
+		return err
+	}
 	for name, wf := range workflows.All() {
 		replayer.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"relay/internal/app"
 	"relay/internal/config"
+	"relay/internal/payloadcodec"
 	"relay/internal/testenv"
 )
 
@@ -71,6 +72,9 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	// No scheduled outage sync unless a test asks (its hourly tick, on the hour, would
 	// join or refuse a test's own sync of the default site).
 	s.cfg.KF.SyncInterval = 0
+	// Encrypted as in production, with the key the recorded histories use, so that a
+	// history a test records replays (workflows/testdata); dev makes the workflow id key.
+	s.cfg.PayloadKeys = payloadcodec.RecordingKeys
 	s.parts.InMemory = true
 	for _, o := range opts {
 		o(&s)

@@ -48,6 +48,9 @@ type Options struct {
 	FrontendAddr string
 	// UIAddr is the Web UI's host:port; empty runs no UI.
 	UIAddr string
+	// CodecEndpoint is the codec server the Web UI decodes payloads through, from the
+	// browser (relay's /codec); empty: none, and encrypted payloads show as such.
+	CodecEndpoint string
 	// Namespace is created at start if missing; required.
 	Namespace string
 	// SearchAttributes are the custom search attributes (name to type) a namespace created
@@ -131,7 +134,7 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{server: srv, logger: logger, frontendAddr: frontend}
 	if opts.UIAddr != "" {
 		// Built after the frontend is up, so that the UI's first connection succeeds.
-		ui, err := newUI(opts.UIAddr, frontend, opts.Namespace)
+		ui, err := newUI(opts.UIAddr, frontend, opts.Namespace, opts.CodecEndpoint)
 		if err != nil {
 			_ = srv.Stop()
 			return nil, err
@@ -351,12 +354,12 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 	return cfg, nil
 }
 
-func newUI(addr, frontend, namespace string) (*uiserver.Server, error) {
+func newUI(addr, frontend, namespace, codecEndpoint string) (*uiserver.Server, error) {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("web UI address: %w", err)
 	}
-	return uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+	cfg := &uiconfig.Config{
 		Host:                host,
 		Port:                port,
 		TemporalGRPCAddress: frontend,
@@ -365,7 +368,9 @@ func newUI(addr, frontend, namespace string) (*uiserver.Server, error) {
 		CORS:                uiconfig.CORS{CookieInsecure: true},
 		HideLogs:            true,
 		DisableNewsFetch:    true, // no internet is assumed
-	})), nil
+	}
+	cfg.Codec.Endpoint = codecEndpoint
+	return uiserver.NewServer(uioptions.WithConfigProvider(cfg)), nil
 }
 
 func splitAddr(addr string) (string, int, error) {

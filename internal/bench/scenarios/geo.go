@@ -245,6 +245,8 @@ func startTaskQueueLimitedWorker(r *Relay, c *bench.Case) (stop func(), err erro
 	}
 	dispatchCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { worker.NewDispatcher(r.Store, r.Client, c.Logger, 100*time.Millisecond, nil).Run(dispatchCtx) })
+	wg.Go(func() {
+		worker.NewDispatcher(r.Store, r.Client, c.Logger, 100*time.Millisecond, nil, []byte(r.Config.WorkflowIDKey)).Run(dispatchCtx)
+	})
 	return func() { cancel(); wg.Wait(); w.Stop() }, nil
 }
