@@ -86,9 +86,10 @@ type GeolocateResult struct {
 // events wait. It settles every pending event of the IP in the store, and settles again
 // while the dispatcher signals that more came, so nobody polls for the answer.
 func Geolocate(ctx workflow.Context, in GeolocateInput) (res GeolocateResult, err error) {
+	// No memo: the outcome and count are enough to find a lookup, and each command costs the
+	// single-writer visibility store a write per lookup, the busiest job's.
 	defer func() {
-		recordEnding(ctx, ending{job: JobGeolocation, outcome: res.State, count: res.Settled,
-			result: map[string]any{"from": res.From, "verdict": res.Verdict, "settled": res.Settled}}, err)
+		recordEnding(ctx, ending{job: JobGeolocation, outcome: res.State, count: res.Settled}, err)
 	}()
 	var geo *activities.Geo
 	storeCtx := workflow.WithLocalActivityOptions(ctx, geolocateStoreOptions)
