@@ -174,6 +174,7 @@ func (m *mergeImpl) run(ctx workflow.Context) (eventsubscriptions.Merged, error)
 		m.keep(ctx)
 	}
 	m.closing = true
+	say(ctx, "ending: %d answers given", m.answered)
 	// Every accepted update gets its answer before the run closes.
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return eventsubscriptions.Merged{}, err
@@ -187,6 +188,7 @@ func (m *mergeImpl) run(ctx workflow.Context) (eventsubscriptions.Merged, error)
 // (timers may fire late) is rejected by the validator and, in the same workflow task, ends
 // the run here, so that the asker's next try starts a new one.
 func (m *mergeImpl) keep(ctx workflow.Context) {
+	say(ctx, "answering from memory until %s (the fetch's time plus %s)", m.freshUntil.UTC().Format(time.RFC3339), m.in.TTL)
 	full := func() bool {
 		return m.answered >= eventSubscriptionsMaxAnswers || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 	}
@@ -219,6 +221,7 @@ func (m *mergeImpl) fetch(ctx workflow.Context) (eventsubscriptions.Merged, erro
 	}
 	var c42 *activities.C42
 
+	say(ctx, "fetching the event and the first page of its subscribers")
 	eventF := execute(ctx, c42.FetchEvent, in.EventID)
 	firstF := execute(ctx, c42.FetchSubscriptionsPage,
 		activities.PageRequest{EventID: in.EventID, Offset: 0, Limit: eventsubscriptions.PageSize})
@@ -240,6 +243,9 @@ func (m *mergeImpl) fetch(ctx workflow.Context) (eventsubscriptions.Merged, erro
 			activities.ErrInvalidUpstreamData)
 	}
 	var rest []workflow.Future
+	if offs := eventsubscriptions.RestOffsets(first.Count, step); len(offs) > 0 {
+		say(ctx, "fetching pages 2 to %d of %d of the event's %d subscribers, at once", len(offs)+1, len(offs)+1, first.Count)
+	}
 	for _, off := range eventsubscriptions.RestOffsets(first.Count, step) {
 		rest = append(rest, execute(ctx, c42.FetchSubscriptionsPage,
 			activities.PageRequest{EventID: in.EventID, Offset: off, Limit: eventsubscriptions.PageSize}))

@@ -97,6 +97,7 @@ func Geolocate(ctx workflow.Context, in GeolocateInput) (res GeolocateResult, er
 	res = GeolocateResult{IP: in.IP, From: "cache"}
 	settle := activities.SettleInput{IP: in.IP}
 
+	say(ctx, "looking the IP up in relay's cache")
 	var cached activities.Cached
 	if err := workflow.ExecuteLocalActivity(storeCtx, geo.CachedLocation, in.IP).Get(ctx, &cached); err != nil {
 		return res, err
@@ -104,6 +105,7 @@ func Geolocate(ctx workflow.Context, in GeolocateInput) (res GeolocateResult, er
 	settle.Location = cached.Location
 	if !cached.Found {
 		res.From, settle.Cache = "api", true
+		say(ctx, "asking the geolocation API: waiting for a slot of its rate limit, then for its answer (retried until it gives one)")
 		var loc activities.Location
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, geolocateCallOptions), geo.Locate, in.IP).Get(ctx, &loc)
 		var app *temporal.ApplicationError
@@ -124,6 +126,7 @@ func Geolocate(ctx workflow.Context, in GeolocateInput) (res GeolocateResult, er
 	}
 	drain(more) // the events signalled so far are pending now: the settle covers them
 	for {
+		say(ctx, "%s: settling the IP's pending events (%d settled so far)", res.State, res.Settled)
 		var n int
 		if err := workflow.ExecuteLocalActivity(storeCtx, geo.Settle, settle).Get(ctx, &n); err != nil {
 			return res, err

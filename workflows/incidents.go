@@ -148,6 +148,7 @@ func aggregateIncidents(ctx workflow.Context, cleanUp bool) (_ AggregateIncident
 	}
 	fetchCtx = workflow.WithActivityOptions(fetchCtx, fetchOptions)
 
+	say(ctx, "fetching the identities and the %d incident types at once", len(incidents.Types))
 	identitiesF := workflow.ExecuteActivity(fetchCtx, a.FetchIdentities)
 	typeF := make([]workflow.Future, len(incidents.Types))
 	for i, typ := range incidents.Types {
@@ -163,6 +164,7 @@ func aggregateIncidents(ctx workflow.Context, cleanUp bool) (_ AggregateIncident
 		return AggregateIncidentsResult{}, err
 	}
 
+	say(ctx, "building the snapshot: grouping by employee and priority, then publishing it unless a later refresh did")
 	var built activities.BuildResult
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, incidentsBuildOptions), a.BuildSnapshot, in).
 		Get(ctx, &built); err != nil {
@@ -209,8 +211,11 @@ func awaitFetchesInOrder(ctx workflow.Context, identitiesF workflow.Future, type
 func awaitFetches(ctx workflow.Context, cancel workflow.CancelFunc, identitiesF workflow.Future, typeF []workflow.Future, in *activities.BuildInput) error {
 	var first error
 	sel := workflow.NewSelector(ctx)
+	done := 0
 	add := func(f workflow.Future, what string, keep func(key string)) {
 		sel.AddFuture(f, func(f workflow.Future) {
+			done++
+			say(ctx, "fetching the identities and the incident types: %d of %d done", done, 1+len(typeF))
 			var staged activities.Staged
 			if err := f.Get(ctx, &staged); err != nil {
 				if first == nil {
@@ -268,6 +273,7 @@ func RefreshIncidents(ctx workflow.Context, _ RefreshIncidentsInput) (out Refres
 		}
 		recordEnding(ctx, e, err)
 	}()
+	say(ctx, "running the refresh as %s", IncidentsRefreshWorkflowID)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, incidentsRefreshChildOptions),
 		AggregateIncidentsWorkflowType, AggregateIncidentsInput{})
 	var exec workflow.Execution

@@ -121,6 +121,7 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 		}
 	}()
 
+	say(ctx, "fetching all outages and the devices of site %s", in.SiteID)
 	outagesF := workflow.ExecuteActivity(callCtx, kf.FetchOutages, in.SiteID)
 	siteF := workflow.ExecuteActivity(callCtx, kf.FetchSiteInfo, in.SiteID)
 	var staged activities.StagedOutages
@@ -132,6 +133,7 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 		return SyncSiteOutagesResult{}, fmt.Errorf("fetch site %s: %w", in.SiteID, err)
 	}
 
+	say(ctx, "keeping and naming the site's outages")
 	var filtered activities.FilterResult
 	if err := workflow.ExecuteActivity(ctx, kf.FilterSiteOutages, activities.FilterInput{
 		SiteID: in.SiteID, Since: in.Since, OutagesKey: staged.Key, DevicesKey: site.DevicesKey,
@@ -139,6 +141,7 @@ func syncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput, cleanUpOnFai
 		return SyncSiteOutagesResult{}, fmt.Errorf("filter outages: %w", err)
 	}
 
+	say(ctx, "posting %d outages of site %s", filtered.Counts.Kept, in.SiteID)
 	var posted int
 	if err := workflow.ExecuteActivity(callCtx, kf.PostSiteOutages, activities.PostInput{
 		SiteID: in.SiteID, PostKey: filtered.PostKey,

@@ -41,6 +41,7 @@ func ScheduledSyncSiteOutages(ctx workflow.Context, in SyncSiteOutagesInput) (ou
 		recordEnding(ctx, e, err)
 	}()
 	id := OutageSyncWorkflowID(in.SiteID)
+	say(ctx, "running the sync of site %s as %s", in.SiteID, id)
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
 		TaskQueue:             TaskQueue,

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -98,6 +99,13 @@ func failureOf(err error) Failure {
 // jobAttributes are the search attributes a run of job has from its start.
 func jobAttributes(job string, more ...temporal.SearchAttributeUpdate) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(append([]temporal.SearchAttributeUpdate{JobAttribute.ValueSet(job)}, more...)...)
+}
+
+// say sets what the run is doing, in words, for the Web UI and `temporal workflow describe`
+// (the workflow's current details: answered by a query, so no history event, no replay
+// concern).
+func say(ctx workflow.Context, format string, args ...any) {
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf(format, args...))
 }
 
 // visibilityChange is the workflow.GetVersion change id of version 1 of every workflow's

@@ -1,15 +1,18 @@
 package workflows
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"relay/activities"
+	"relay/internal/outagesync"
 )
 
 // A run records how it ended where an operator filters (search attributes) and where the
@@ -49,4 +52,38 @@ func TestFailureOfKeepsTheApplicationErrorAndBoundsTheMessage(t *testing.T) {
 	assert.Equal(t, activities.ErrUpstreamNotFound, f.Type)
 	assert.Len(t, f.Message, maxFailureMessage+len("…"))
 	assert.Equal(t, Failure{Type: "error", Message: assert.AnError.Error()}, failureOf(assert.AnError))
+}
+
+// A run says in words what it is doing: the Web UI's "current details", answered by the
+// SDK's metadata query.
+func TestARunSaysWhatItIsDoing(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(SyncSiteOutages)
+	var kf *activities.KF
+	var seen []string
+	env.OnActivity(kf.FetchOutages, mock.Anything, "kingfisher").Return(func(context.Context, string) (activities.StagedOutages, error) {
+		seen = append(seen, detailsOf(t, env))
+		return activities.StagedOutages{Key: "o"}, nil
+	})
+	env.OnActivity(kf.FetchSiteInfo, mock.Anything, "kingfisher").Return(activities.SiteInfo{DevicesKey: "d"}, nil)
+	env.OnActivity(kf.FilterSiteOutages, mock.Anything, mock.Anything).Return(activities.FilterResult{PostKey: "p", Counts: outagesync.Counts{Kept: 15}}, nil)
+	env.OnActivity(kf.PostSiteOutages, mock.Anything, mock.Anything).Return(func(context.Context, activities.PostInput) (int, error) {
+		seen = append(seen, detailsOf(t, env))
+		return 15, nil
+	})
+	env.OnActivity(kf.DropStagedOutages, mock.Anything, "kingfisher").Return(nil)
+	env.ExecuteWorkflow(SyncSiteOutages, SyncSiteOutagesInput{SiteID: "kingfisher"})
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, []string{"fetching all outages and the devices of site kingfisher", "posting 15 outages of site kingfisher"}, seen)
+}
+
+// detailsOf asks a running workflow for its current details, as the Web UI does.
+func detailsOf(t *testing.T, env *testsuite.TestWorkflowEnvironment) string {
+	t.Helper()
+	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(t, v.Get(&md))
+	return md.GetCurrentDetails()
 }
