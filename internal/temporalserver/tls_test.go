@@ -52,6 +52,8 @@ func startTLS(t *testing.T, tlsOpts TLS, interceptors ...grpc.UnaryServerInterce
 	srv, err := Start(Options{
 		FrontendAddr: "127.0.0.1:0", Namespace: "default", Logger: testenv.Logger(t),
 		TLS: &tlsOpts, FrontendInterceptors: interceptors,
+		// Ping records its outcome in relay's search attributes, as every workflow does.
+		SearchAttributes: workflows.SearchAttributes(),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })
