@@ -12,6 +12,8 @@ import (
 	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+
+	"relay/internal/payloadcodec"
 )
 
 // CodecPath is the root of the codec endpoint: Temporal's codec server protocol
@@ -68,10 +70,8 @@ func newMemoReader(codec converter.PayloadCodec) memoReader {
 	if codec == nil {
 		return memoReader{}
 	}
-	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec)
-	return memoReader{dc, temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
-		DataConverter: dc, EncodeCommonAttributes: true,
-	})}
+	dc := payloadcodec.DataConverter(codec) // relay's own converters, as its clients use them
+	return memoReader{dc, payloadcodec.FailureConverter(dc)}
 }
 
 // failureMessage is a failure's own message (an activity attempt's last failure, say),

@@ -169,7 +169,7 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 
 // DataConverter is the SDK's default converter with payloads through codec c: what every
 // relay client and worker uses, so that all of them read what any of them wrote.
-func DataConverter(c *Codec) converter.DataConverter {
+func DataConverter(c converter.PayloadCodec) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
